@@ -1,0 +1,140 @@
+"""Insert one mask input and one Mul per unit layer (onnx-graphsurgeon)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from onnxshap.errors import ModelError
+from onnxshap.graph.discovery import find_candidates
+from onnxshap.graph.loading import LoadedModel
+from onnxshap.graph.placement import place_mask
+from onnxshap.graph.units import PLACEMENTS, UNIT_KINDS, SkippedLayer, UnitLayer, UnitTable
+
+MASK_BATCH_DIM = "onnxshap_mask_batch"
+MASK_PREFIX = "onnxshap_mask_"
+log = logging.getLogger(__name__)
+
+
+def parse_kinds(units: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """'conv,dense' -> ('conv', 'dense'), validated."""
+    kinds = tuple(k.strip() for k in (units.split(",") if isinstance(units, str) else units) if k.strip())
+    bad = [k for k in kinds if k not in UNIT_KINDS]
+    if bad or not kinds:
+        raise ModelError(f"unknown unit kind {','.join(bad) or '(none)'}; choose from {','.join(UNIT_KINDS)}")
+    return kinds
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:  # inference is a help, not a requirement
+        log.warning("shape inference failed (%s); relying on weight shapes", exc)
+        return model
+
+
+def _value_info_names(graph: onnx.GraphProto, names: set[str]) -> set[str]:
+    names.update(v.name for v in graph.value_info)
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                _value_info_names(sub, names)
+    return names
+
+
+def _drop_new_value_info(graph: onnx.GraphProto, keep: set[str]) -> None:
+    """Remove value_info that shape inference added, so ORT infers shapes itself as for the original."""
+    kept = [v for v in graph.value_info if v.name in keep]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                _drop_new_value_info(sub, keep)
+
+
+def _insert_mul(graph: gs.Graph, tensor: gs.Variable, mask: gs.Variable, name: str) -> None:
+    """Rename the tensor's producer output and let a Mul produce the original name again."""
+    producer = tensor.inputs[0]
+    pre = gs.Variable(f"{tensor.name}__onnxshap_unmasked", dtype=tensor.dtype, shape=tensor.shape)
+    index = next(i for i, out in enumerate(producer.outputs) if out is tensor)
+    producer.outputs[index] = pre
+    mul = gs.Node("Mul", name=name, inputs=[pre, mask], outputs=[tensor])
+    position = next(i for i, n in enumerate(graph.nodes) if n is producer)
+    graph.nodes.insert(position + 1, mul)
+
+
+def instrument_model(
+    loaded: LoadedModel,
+    units: str | tuple[str, ...] = "conv",
+    placement: str = "after-chain",
+) -> tuple[onnx.ModelProto, UnitTable]:
+    """Return the instrumented model (mask inputs added) and its unit table."""
+    kinds = parse_kinds(units)
+    if placement not in PLACEMENTS:
+        raise ModelError(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
+    original = loaded.proto
+    keep_value_info = _value_info_names(original.graph, set())
+    try:
+        graph = gs.import_onnx(_infer(original))
+    except Exception as exc:
+        raise ModelError(f"cannot read the model's graph ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+    layers: list[UnitLayer] = []
+    skipped: list[SkippedLayer] = []
+    offset = 0
+    for cand in find_candidates(graph, kinds):
+        if cand.reason is not None:
+            skipped.append(SkippedLayer(cand.name, cand.node.op, cand.reason))
+            continue
+        where = place_mask(cand.node, cand.scope.graph, cand.channel_axis, cand.rank, placement)
+        if where.tensor is None:
+            skipped.append(SkippedLayer(cand.name, cand.node.op, where.reason or "cannot place mask"))
+            continue
+        if not cand.scope.graph.nodes or where.tensor.inputs[0] not in cand.scope.graph.nodes:
+            skipped.append(SkippedLayer(cand.name, cand.node.op, "mask position not in the layer's graph"))
+            continue
+        index = len(layers)
+        mask_name = f"{MASK_PREFIX}{index:04d}"
+        shape: list[int | str] = [1] * cand.rank
+        shape[0] = MASK_BATCH_DIM
+        shape[cand.channel_axis] = cand.channels
+        mask = gs.Variable(mask_name, dtype=where.dtype, shape=shape)
+        graph.inputs.append(mask)
+        masked_name = where.tensor.name
+        _insert_mul(cand.scope.graph, where.tensor, mask, f"onnxshap_mask_mul_{index:04d}")
+        layers.append(
+            UnitLayer(
+                layer=cand.name,
+                op=cand.node.op,
+                kind=cand.kind,
+                graph=cand.scope.path,
+                channels=int(cand.channels),
+                channel_axis=int(cand.channel_axis),
+                rank=int(cand.rank),
+                mask_input=mask_name,
+                masked_tensor=masked_name,
+                chain=where.chain,
+                weight=cand.weight,
+                dtype=np.dtype(where.dtype).name,
+                offset=offset,
+                batch_aligned=cand.scope.batch_aligned,
+            )
+        )
+        offset += int(cand.channels)
+
+    table = UnitTable(layers=layers, skipped=skipped, placement=placement, kinds=kinds,
+                      model_path=str(loaded.path))
+    if not layers:
+        why = f"; skipped: {skipped[0].layer} ({skipped[0].reason})" if skipped else ""
+        raise ModelError(f"no {'/'.join(kinds)} units found in {loaded.path.name}{why}")
+
+    exported = gs.export_onnx(graph, do_type_check=False)
+    model = onnx.ModelProto()
+    model.CopyFrom(original)
+    model.graph.CopyFrom(exported.graph)
+    _drop_new_value_info(model.graph, keep_value_info)
+    return model, table

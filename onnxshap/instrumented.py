@@ -1,0 +1,114 @@
+"""`instrument()`: an ONNX model with a mask per unit layer, its unit table, and a way to evaluate coalitions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from onnxshap.errors import ModelError
+from onnxshap.graph import LoadedModel, UnitTable, instrument_model, load_model, save_model, sha256_of
+from onnxshap.graph.units import units_path_for
+from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs
+from onnxshap.runtime.session import SessionInfo, make_session
+
+
+class Instrumented:
+    """An instrumented model: `.model` (ONNX), `.units` (unit table), `.evaluate(coalitions, inputs)`."""
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        units: UnitTable,
+        source: LoadedModel,
+        provider: str = "auto",
+        threads: int | None = None,
+        optimize: bool = True,
+    ):
+        self.model = model
+        self.units = units
+        self.source = source
+        self.provider_request = provider
+        self.threads = threads
+        self.optimize = optimize
+        self._evaluator: MaskedEvaluator | None = None
+        self._original: SessionInfo | None = None
+
+    @property
+    def n_units(self) -> int:
+        return self.units.n_units
+
+    def unit_ids(self) -> list[str]:
+        return self.units.unit_ids()
+
+    def _session(self, model: onnx.ModelProto) -> SessionInfo:
+        ext = self.source.base_dir if self.source.has_external_data else None
+        return make_session(model, self.provider_request, self.threads, self.optimize, external_data_dir=ext)
+
+    @property
+    def evaluator(self) -> MaskedEvaluator:
+        if self._evaluator is None:
+            self._evaluator = MaskedEvaluator(self._session(self.model), self.units)
+        return self._evaluator
+
+    @property
+    def provider(self) -> str:
+        """The provider that actually runs the instrumented model ('cpu' or 'cuda')."""
+        return self.evaluator.info.provider
+
+    def evaluate(
+        self,
+        coalitions: np.ndarray,
+        inputs: np.ndarray | Mapping[str, np.ndarray],
+        outputs: list[str] | None = None,
+        stack: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Model outputs per coalition: bool [m, n_units] -> {output: [m, *shape]}."""
+        return self.evaluator.evaluate(coalitions, inputs, outputs=outputs, stack=stack)
+
+    def run_original(
+        self, inputs: np.ndarray | Mapping[str, np.ndarray], outputs: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Outputs of the original, uninstrumented model (same provider and options)."""
+        if self._original is None:
+            self._original = self._session(self.source.proto)
+        session = self._original.session
+        feeds = prepare_inputs(session, inputs, set())
+        names = outputs or [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, feeds), strict=True))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the instrumented model and, next to it, its unit table (`NAME.units.json`)."""
+        out = save_model(self.model, path, source=self.source)
+        self.units.save(units_path_for(out))
+        return out
+
+
+def instrument(
+    model: str | os.PathLike,
+    units: str = "conv",
+    placement: str = "after-chain",
+    provider: str = "auto",
+    threads: int | None = None,
+    optimize: bool = True,
+) -> Instrumented:
+    """Instrument an ONNX model file: one mask input per unit layer (see `onnxshap.graph`)."""
+    loaded = load_model(model)
+    proto, table = instrument_model(loaded, units=units, placement=placement)
+    table.model_sha256 = sha256_of(loaded.path)
+    return Instrumented(proto, table, loaded, provider=provider, threads=threads, optimize=optimize)
+
+
+def load_instrumented(
+    path: str | os.PathLike, provider: str = "auto", threads: int | None = None, optimize: bool = True
+) -> Instrumented:
+    """Re-open a model written by `Instrumented.save` (its `.units.json` must sit next to it)."""
+    loaded = load_model(path)
+    table_path = units_path_for(loaded.path)
+    if not table_path.is_file():
+        raise ModelError(f"unit table {table_path.name} not found next to {loaded.path.name}")
+    table = UnitTable.load(table_path)
+    return Instrumented(loaded.proto, table, loaded, provider=provider, threads=threads, optimize=optimize)
