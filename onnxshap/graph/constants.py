@@ -32,9 +32,17 @@ def is_constant(tensor: gs.Tensor, depth: int = 0) -> bool:
     producer = tensor.inputs[0]
     if producer.op == "Constant":
         return True
-    if producer.op in _SHAPE_PRESERVING or producer.op in ("ConstantOfShape", "Reshape", "Transpose",
-                                                           "Unsqueeze", "Squeeze", "Mul", "Add", "Div",
-                                                           "Sub"):
+    if producer.op in _SHAPE_PRESERVING or producer.op in (
+        "ConstantOfShape",
+        "Reshape",
+        "Transpose",
+        "Unsqueeze",
+        "Squeeze",
+        "Mul",
+        "Add",
+        "Div",
+        "Sub",
+    ):
         return all(is_constant(t, depth + 1) for t in producer.inputs if t is not None and t.name)
     return False
 

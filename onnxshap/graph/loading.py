@@ -112,7 +112,9 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     try:
         proto = onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning-ish or ValueError
-        raise ModelError(f"{p} is not a readable ONNX model ({type(exc).__name__}); corrupt or truncated?") from None
+        raise ModelError(
+            f"{p} is not a readable ONNX model ({type(exc).__name__}); corrupt or truncated?"
+        ) from None
     if proto.ir_version <= 0 or not proto.HasField("graph") or len(proto.graph.node) == 0:
         raise ModelError(f"{p} is not an ONNX model (no graph or no nodes)")
     opset = default_opset(proto)

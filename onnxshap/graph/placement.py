@@ -11,9 +11,28 @@ from onnxshap.graph.constants import constant_shape, inferred_shape, is_constant
 
 # Elementwise ops of one tensor input: they never mix channels, whatever the axis.
 UNARY_ELEMENTWISE = {
-    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Tanh", "Elu", "Selu",
-    "Celu", "Softplus", "Softsign", "Gelu", "Mish", "ThresholdedRelu", "Identity", "Dropout", "Cast",
-    "Neg", "Abs", "Swish",
+    "Relu",
+    "LeakyRelu",
+    "PRelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Clip",
+    "Tanh",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Softplus",
+    "Softsign",
+    "Gelu",
+    "Mish",
+    "ThresholdedRelu",
+    "Identity",
+    "Dropout",
+    "Cast",
+    "Neg",
+    "Abs",
+    "Swish",
 }
 # Elementwise ops whose other operand must be a constant (or a runtime scalar) so the op stays per channel.
 BINARY_ELEMENTWISE = {"Mul", "Add", "Sub", "Div", "PRelu", "QuantizeLinear", "DequantizeLinear"}
@@ -88,9 +107,7 @@ def _is_per_channel(node: gs.Node, x: gs.Tensor, channel_axis: int, rank: int) -
         return False  # e.g. Dropout's mask or BatchNormalization's training outputs are read
     op = node.op
     if op in UNARY_ELEMENTWISE and op != "PRelu":
-        return node.inputs[0] is x and all(
-            t is None or not t.name or is_constant(t) for t in node.inputs[1:]
-        )
+        return node.inputs[0] is x and all(t is None or not t.name or is_constant(t) for t in node.inputs[1:])
     if op in PER_CHANNEL_AXIS1:
         return channel_axis == 1 and node.inputs[0] is x and all(is_constant(t) for t in node.inputs[1:])
     if op in BINARY_ELEMENTWISE:
@@ -118,7 +135,9 @@ def _single_consumer(tensor: gs.Tensor, graph: gs.Graph, nodes_in_graph: set[int
     return node if id(node) in nodes_in_graph else None
 
 
-def _swish_step(tensor: gs.Tensor, graph: gs.Graph, nodes_in_graph: set[int]) -> tuple[gs.Node, list[str]] | None:
+def _swish_step(
+    tensor: gs.Tensor, graph: gs.Graph, nodes_in_graph: set[int]
+) -> tuple[gs.Node, list[str]] | None:
     """x -> f(x) -> ... -> Mul(x, f(x)): the exported form of SiLU / HardSwish / Mish."""
     consumers = {id(n): n for n in tensor.outputs}
     if len(consumers) != 2 or tensor in graph.outputs:
@@ -142,9 +161,7 @@ def _swish_step(tensor: gs.Tensor, graph: gs.Graph, nodes_in_graph: set[int]) ->
     return None
 
 
-def place_mask(
-    layer: gs.Node, graph: gs.Graph, channel_axis: int, rank: int, placement: str
-) -> Placement:
+def place_mask(layer: gs.Node, graph: gs.Graph, channel_axis: int, rank: int, placement: str) -> Placement:
     """Pick the tensor to mask for one layer; prefer the end of its per-channel chain."""
     nodes_in_graph = {id(n) for n in graph.nodes}
     current = layer.outputs[0]
@@ -167,8 +184,11 @@ def place_mask(
     floats = [p for p in positions if p[2] is not None and p[2] in FLOAT_DTYPES]
     if not floats:
         ops = " -> ".join([layer.op, *chain]) if chain else layer.op
-        return Placement(None, tuple(chain), None,
-                         f"output never becomes float ({ops}); a quantized tensor cannot be masked "
-                         "without requantization")
+        return Placement(
+            None,
+            tuple(chain),
+            None,
+            f"output never becomes float ({ops}); a quantized tensor cannot be masked without requantization",
+        )
     tensor, used_chain, mask_dtype = floats[0] if placement == "after-conv" else floats[-1]
     return Placement(tensor, used_chain, mask_dtype)

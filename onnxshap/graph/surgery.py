@@ -40,7 +40,7 @@ def _value_info_names(graph: onnx.GraphProto, names: set[str]) -> set[str]:
     names.update(v.name for v in graph.value_info)
     for node in graph.node:
         for attr in node.attribute:
-            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
                 _value_info_names(sub, names)
     return names
 
@@ -52,7 +52,7 @@ def _drop_new_value_info(graph: onnx.GraphProto, keep: set[str]) -> None:
     graph.value_info.extend(kept)
     for node in graph.node:
         for attr in node.attribute:
-            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
                 _drop_new_value_info(sub, keep)
 
 
@@ -81,7 +81,9 @@ def instrument_model(
     try:
         graph = gs.import_onnx(_infer(original))
     except Exception as exc:
-        raise ModelError(f"cannot read the model's graph ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        raise ModelError(
+            f"cannot read the model's graph ({type(exc).__name__}: {exc})".splitlines()[0]
+        ) from None
 
     layers: list[UnitLayer] = []
     skipped: list[SkippedLayer] = []
@@ -126,8 +128,9 @@ def instrument_model(
         )
         offset += int(cand.channels)
 
-    table = UnitTable(layers=layers, skipped=skipped, placement=placement, kinds=kinds,
-                      model_path=str(loaded.path))
+    table = UnitTable(
+        layers=layers, skipped=skipped, placement=placement, kinds=kinds, model_path=str(loaded.path)
+    )
     if not layers:
         why = f"; skipped: {skipped[0].layer} ({skipped[0].reason})" if skipped else ""
         raise ModelError(f"no {'/'.join(kinds)} units found in {loaded.path.name}{why}")

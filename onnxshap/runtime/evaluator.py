@@ -107,10 +107,14 @@ class MaskedEvaluator:
         names = outputs or self.output_names
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
-            raise DataError(f"unknown output(s) {', '.join(unknown)}; the model has {', '.join(self.output_names)}")
+            raise DataError(
+                f"unknown output(s) {', '.join(unknown)}; the model has {', '.join(self.output_names)}"
+            )
         stack = self.default_stack() if stack is None else max(1, int(stack))
         if stack > 1 and not self.can_stack:
-            raise DataError("stacking coalitions is not possible: some masked layers sit inside Loop/Scan bodies")
+            raise DataError(
+                "stacking coalitions is not possible: some masked layers sit inside Loop/Scan bodies"
+            )
         batch = next(iter(feeds.values())).shape[0] if feeds else 1
         results: dict[str, list[np.ndarray]] = {n: [] for n in names}
         tiled: dict[int, dict[str, np.ndarray]] = {}
@@ -133,6 +137,8 @@ class MaskedEvaluator:
         for name, parts in results.items():
             shapes = {p.shape for p in parts}
             if len(shapes) > 1:
-                raise DataError(f"output {name!r} changes shape between coalitions; read a fixed-shape output")
+                raise DataError(
+                    f"output {name!r} changes shape between coalitions; read a fixed-shape output"
+                )
             stacked[name] = np.stack(parts)
         return stacked

@@ -82,8 +82,10 @@ def check_active(choice: ProviderChoice, active: list[str]) -> str:
     running = "cuda" if active and active[0] == _ORT_NAMES["cuda"] else "cpu"
     wanted_cuda = choice.providers[0] == _ORT_NAMES["cuda"]
     if wanted_cuda and running != "cuda":
-        msg = ("CUDA execution provider could not start (missing CUDA/cuDNN libraries or no device); "
-               "ONNX Runtime fell back to CPU")
+        msg = (
+            "CUDA execution provider could not start (missing CUDA/cuDNN libraries or no device); "
+            "ONNX Runtime fell back to CPU"
+        )
         if choice.requested == "cuda":
             raise RuntimeSetupError(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)

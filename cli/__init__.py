@@ -1,0 +1,1 @@
+"""The onnxshap command line (installed as `onnxshap_cli`)."""

@@ -1,0 +1,23 @@
+"""The `onnxshap` command: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import click
+
+from onnxshap import __version__
+
+from .graph_commands import inspect, instrument
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="onnxshap")
+def cli() -> None:
+    """Neuron Shapley for any exported ONNX model."""
+
+
+cli.add_command(inspect)
+cli.add_command(instrument)
+
+
+if __name__ == "__main__":
+    cli()
