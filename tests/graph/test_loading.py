@@ -26,7 +26,7 @@ def test_non_onnx_and_truncated(tmp_path):
     data = good.read_bytes()
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelError, match="corrupt or truncated|not an ONNX model"):
+    with pytest.raises(ModelError, match=r"corrupt or truncated|not an ONNX model"):
         load_model(cut)
     empty = tmp_path / "empty.onnx"
     empty.write_bytes(b"")
