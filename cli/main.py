@@ -7,6 +7,7 @@ import click
 from onnxshap import __version__
 
 from .graph_commands import inspect, instrument
+from .verify_command import verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(inspect)
 cli.add_command(instrument)
+cli.add_command(verify)
 
 
 if __name__ == "__main__":
