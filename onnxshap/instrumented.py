@@ -12,7 +12,7 @@ import onnx
 from onnxshap.errors import ModelError
 from onnxshap.graph import LoadedModel, UnitTable, instrument_model, load_model, save_model, sha256_of
 from onnxshap.graph.units import units_path_for
-from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs
+from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_session
 from onnxshap.runtime.session import SessionInfo, make_session
 
 
@@ -78,7 +78,7 @@ class Instrumented:
         session = self._original.session
         feeds = prepare_inputs(session, inputs, set())
         names = outputs or [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, feeds), strict=True))
+        return dict(zip(names, run_session(session, names, feeds), strict=True))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the instrumented model and, next to it, its unit table (`NAME.units.json`)."""

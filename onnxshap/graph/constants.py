@@ -100,7 +100,7 @@ def inferred_shape(tensor: gs.Tensor) -> tuple[int | str | None, ...] | None:
 
 def static_numel(tensor: gs.Tensor) -> int | None:
     """Number of elements when every dim is known."""
-    shape = constant_shape(tensor) if is_constant(tensor) else inferred_shape(tensor)
+    shape = (constant_shape(tensor) if is_constant(tensor) else None) or inferred_shape(tensor)
     if shape is None or any(not isinstance(d, int | np.integer) or d < 0 for d in shape):
         return None
     return int(np.prod(shape, dtype=np.int64))

@@ -84,7 +84,7 @@ def _broadcasts_into(other: gs.Tensor, x: gs.Tensor, rank: int) -> bool:
     numel = static_numel(other)
     if numel == 1:
         return True
-    shape = constant_shape(other) if is_constant(other) else inferred_shape(other)
+    shape = (constant_shape(other) if is_constant(other) else None) or inferred_shape(other)
     if shape is None or len(shape) > rank:
         return False
     xshape = inferred_shape(x)
@@ -97,6 +97,19 @@ def _broadcasts_into(other: gs.Tensor, x: gs.Tensor, rank: int) -> bool:
         if not isinstance(o, int | np.integer) or o != d:
             return False
     return True
+
+
+def _parameter_like(other: gs.Tensor, channel_axis: int, rank: int) -> bool:
+    """A run-time tensor shaped like a per-channel parameter ([1,C,1,1]): no batch or spatial content.
+
+    Dynamically quantized models compute their bias from the input's scale at run time; such a tensor
+    cannot carry other units' activations, so the op stays a per-channel affine step.
+    """
+    shape = inferred_shape(other)
+    if shape is None or len(shape) > rank or not all(isinstance(d, int | np.integer) for d in shape):
+        return False
+    aligned = [1] * (rank - len(shape)) + [int(d) for d in shape]
+    return all(d == 1 for axis, d in enumerate(aligned) if axis != channel_axis % rank)
 
 
 def _is_per_channel(node: gs.Node, x: gs.Tensor, channel_axis: int, rank: int) -> bool:
@@ -121,7 +134,7 @@ def _is_per_channel(node: gs.Node, x: gs.Tensor, channel_axis: int, rank: int) -
         if len(others) != 1 or len(node.inputs) != 2:
             return False
         other = others[0]
-        if not (is_constant(other) or static_numel(other) == 1):
+        if not (is_constant(other) or static_numel(other) == 1 or _parameter_like(other, channel_axis, rank)):
             return False
         return _broadcasts_into(other, x, rank)
     return False

@@ -17,6 +17,7 @@ from onnxshap.graph.units import PLACEMENTS, UNIT_KINDS, SkippedLayer, UnitLayer
 MASK_BATCH_DIM = "onnxshap_mask_batch"
 MASK_PREFIX = "onnxshap_mask_"
 log = logging.getLogger(__name__)
+gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.ERROR
 
 
 def parse_kinds(units: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -26,6 +26,17 @@ def _fmt(shape) -> str:
     return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"
 
 
+def run_session(session, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """session.run with ORT's failures (bad sizes for this model, ...) as one-line DataErrors."""
+    try:
+        return session.run(names, feeds)
+    except Exception as exc:
+        if type(exc).__module__.startswith("onnxruntime"):
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"ONNX Runtime failed on these inputs: {text}") from None
+        raise
+
+
 def prepare_inputs(session, inputs: np.ndarray | Mapping[str, np.ndarray], skip: set[str]) -> dict:
     """Match user arrays to the model's (non-mask) inputs, checking names, rank, static dims and dtype."""
     metas = [m for m in session.get_inputs() if m.name not in skip]
@@ -127,7 +138,7 @@ class MaskedEvaluator:
                 if k not in tiled:
                     tiled[k] = {n: np.concatenate([a] * k, axis=0) for n, a in feeds.items()}
                 run_feeds = {**tiled[k], **self.masks_for(block, repeat=batch)}
-            out = self.session.run(names, run_feeds)
+            out = run_session(self.session, names, run_feeds)
             for name, arr in zip(names, out, strict=True):
                 if k == 1:
                     results[name].append(arr)

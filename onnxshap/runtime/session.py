@@ -38,7 +38,7 @@ def make_session(
     n_threads = threads or physical_cores()
     opts.intra_op_num_threads = n_threads
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # failures are reported by us, in one line
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if external_data_dir is not None:
