@@ -21,6 +21,15 @@ def units_option(fn):
     return click.option("--units", default="conv", show_default=True, help=UNITS_HELP)(fn)
 
 
+def exclude_option(fn):
+    return click.option(
+        "--exclude",
+        metavar="REGEX",
+        default=None,
+        help="Leave out layers whose name matches this regular expression.",
+    )(fn)
+
+
 def placement_option(fn):
     return click.option(
         "--placement",
@@ -35,14 +44,15 @@ def placement_option(fn):
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @units_option
 @placement_option
+@exclude_option
 @click.option("--json", "as_json", is_flag=True, help="Print the unit table as JSON.")
 @friendly_errors
-def inspect(model: Path, units: str, placement: str, as_json: bool) -> None:
+def inspect(model: Path, units: str, placement: str, exclude: str | None, as_json: bool) -> None:
     """List the unit layers of MODEL: name, op, channels, and where each mask goes."""
     from onnxshap.graph import sha256_of
 
     loaded = load_model(model)
-    _, table = instrument_model(loaded, units=units, placement=placement)
+    _, table = instrument_model(loaded, units=units, placement=placement, exclude=exclude)
     table.model_sha256 = sha256_of(loaded.path)
     if as_json:
         click.echo(json.dumps(table.to_dict(), indent=1))
@@ -73,14 +83,15 @@ def inspect(model: Path, units: str, placement: str, as_json: bool) -> None:
 )
 @units_option
 @placement_option
+@exclude_option
 @friendly_errors
-def instrument(model: Path, output: Path, units: str, placement: str) -> None:
+def instrument(model: Path, output: Path, units: str, placement: str, exclude: str | None) -> None:
     """Write OUTPUT (MODEL with one mask input per unit layer) and OUTPUT's .units.json."""
     from onnxshap.instrumented import instrument as do_instrument
 
     if output.resolve() == model.resolve():
         fail("refusing to overwrite the input model; choose another -o")
-    inst = do_instrument(model, units=units, placement=placement)
+    inst = do_instrument(model, units=units, placement=placement, exclude=exclude)
     path = inst.save(output)
     click.echo(
         f"wrote {path} ({inst.units.n_units} units in {len(inst.units.layers)} layers) "

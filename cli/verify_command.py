@@ -10,7 +10,7 @@ import numpy as np
 from onnxshap.errors import DataError
 
 from .errors import fail, friendly_errors
-from .graph_commands import placement_option, units_option
+from .graph_commands import exclude_option, placement_option, units_option
 
 
 def _load_npz(path: Path, input_names: list[str]) -> dict[str, np.ndarray]:
@@ -28,21 +28,37 @@ def _load_npz(path: Path, input_names: list[str]) -> dict[str, np.ndarray]:
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
-              help=".npz with 'x' (or one array per input name); random inputs when omitted.")
-@click.option("--batch", default=4, show_default=True, help="Items to compare (random inputs or the first N).")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=".npz with 'x' (or one array per input name); random inputs when omitted.",
+)
+@click.option(
+    "--batch", default=4, show_default=True, help="Items to compare (random inputs or the first N)."
+)
 @click.option("--provider", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--tolerance", default=1e-5, show_default=True, help="Max diff relative to the output scale.")
 @units_option
 @placement_option
+@exclude_option
 @friendly_errors
-def verify(model: Path, data: Path | None, batch: int, provider: str, tolerance: float, units: str,
-           placement: str) -> None:
+def verify(
+    model: Path,
+    data: Path | None,
+    batch: int,
+    provider: str,
+    tolerance: float,
+    units: str,
+    placement: str,
+    exclude: str | None,
+) -> None:
     """Check that MODEL instrumented with all masks at 1 gives the original outputs (exit 1 if not)."""
     from onnxshap.instrumented import instrument
     from onnxshap.runtime.verify import check_invariant, random_inputs
 
-    inst = instrument(model, units=units, placement=placement, provider=provider, optimize=False)
+    inst = instrument(
+        model, units=units, placement=placement, provider=provider, optimize=False, exclude=exclude
+    )
     masks = {layer.mask_input for layer in inst.units.layers}
     names = [m.name for m in inst.evaluator.session.get_inputs() if m.name not in masks]
     if data is not None:
@@ -50,8 +66,10 @@ def verify(model: Path, data: Path | None, batch: int, provider: str, tolerance:
     else:
         feeds = random_inputs(inst.evaluator.session, batch=batch, skip=masks)
     report = check_invariant(inst, feeds)
-    click.echo(f"{inst.n_units} units in {len(inst.units.layers)} layers on {inst.provider}; "
-               f"max |diff| {report.max_abs_diff:.3g} ({report.relative_diff:.3g} of output scale); "
-               f"removing all units {'changes' if report.changed_when_removed else 'does NOT change'} the output")
+    click.echo(
+        f"{inst.n_units} units in {len(inst.units.layers)} layers on {inst.provider}; "
+        f"max |diff| {report.max_abs_diff:.3g} ({report.relative_diff:.3g} of output scale); "
+        f"removing all units {'changes' if report.changed_when_removed else 'does NOT change'} the output"
+    )
     if not report.passes(tolerance):
         fail("instrumented model does not reproduce the original", code=1)

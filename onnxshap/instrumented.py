@@ -94,10 +94,15 @@ def instrument(
     provider: str = "auto",
     threads: int | None = None,
     optimize: bool = True,
+    exclude: str | None = None,
 ) -> Instrumented:
-    """Instrument an ONNX model file: one mask input per unit layer (see `onnxshap.graph`)."""
+    """Instrument an ONNX model file: one mask input per unit layer (see `onnxshap.graph`).
+
+    units: "conv" or "conv,dense"; placement: "after-chain" or "after-conv"; provider: auto|cpu|cuda;
+    exclude: regular expression of layer names to leave out (e.g. a fixed STFT filter bank).
+    """
     loaded = load_model(model)
-    proto, table = instrument_model(loaded, units=units, placement=placement)
+    proto, table = instrument_model(loaded, units=units, placement=placement, exclude=exclude)
     table.model_sha256 = sha256_of(loaded.path)
     return Instrumented(proto, table, loaded, provider=provider, threads=threads, optimize=optimize)
 

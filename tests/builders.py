@@ -243,3 +243,48 @@ def save(model: onnx.ModelProto, path: Path, external: bool = False, location: s
     else:
         onnx.save(model, str(path))
     return path
+
+
+def decomposed_activations() -> onnx.ModelProto:
+    """Paddle-style hard-swish x*Clip(x+3,0,6)/6 and GELU x*(Erf(x/sqrt2)+1)*0.5, then an SE-style gate."""
+    consts = {
+        "three": np.array(3.0, np.float32),
+        "zero": np.array(0.0, np.float32),
+        "six": np.array(6.0, np.float32),
+        "sqrt2": np.array(np.sqrt(2.0), np.float32),
+        "one": np.array(1.0, np.float32),
+        "half": np.array(0.5, np.float32),
+    }
+    inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
+    inits += [
+        numpy_helper.from_array(_w(4, 2, 3, 3), "w1"),
+        numpy_helper.from_array(_w(4, 4, 1, 1), "w2"),
+        numpy_helper.from_array(_w(4, 4, 1, 1), "w3"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv_hswish", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c1", "three"], ["a1"], name="hs_add"),
+        helper.make_node("Clip", ["a1", "zero", "six"], ["k1"], name="hs_clip"),
+        helper.make_node("Mul", ["c1", "k1"], ["m1"], name="hs_mul"),
+        helper.make_node("Div", ["m1", "six"], ["h1"], name="hs_div"),
+        helper.make_node("Conv", ["h1", "w2"], ["c2"], name="conv_gelu"),
+        helper.make_node("Div", ["c2", "sqrt2"], ["d2"], name="gelu_div"),
+        helper.make_node("Erf", ["d2"], ["e2"], name="gelu_erf"),
+        helper.make_node("Add", ["e2", "one"], ["a2"], name="gelu_add"),
+        helper.make_node("Mul", ["c2", "a2"], ["m2"], name="gelu_mul"),
+        helper.make_node("Mul", ["m2", "half"], ["g2"], name="gelu_half"),
+        # SE gate: the feature map is read twice (pool and gate multiply), so its mask sits right here.
+        helper.make_node("GlobalAveragePool", ["g2"], ["p3"], name="se_pool"),
+        helper.make_node("Conv", ["p3", "w3"], ["c3"], name="conv_se"),
+        helper.make_node("HardSigmoid", ["c3"], ["s3"], name="se_gate"),
+        helper.make_node("Mul", ["g2", "s3"], ["out"], name="se_mul"),
+    ]
+    return _model(nodes, [_in("x", ["N", 2, 5, 5])], [_out("out")], inits)
+
+
+def fixed_batch() -> onnx.ModelProto:
+    """A conv whose input has a fixed batch of 1 (as the light zoo and ddddocr exports)."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    return _model(
+        nodes, [_in("x", [1, 2, 4, 4])], [_out("y")], [numpy_helper.from_array(_w(3, 2, 1, 1), "w")]
+    )

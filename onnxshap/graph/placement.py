@@ -11,29 +11,10 @@ from onnxshap.graph.constants import constant_shape, inferred_shape, is_constant
 
 # Elementwise ops of one tensor input: they never mix channels, whatever the axis.
 UNARY_ELEMENTWISE = {
-    "Relu",
-    "LeakyRelu",
-    "PRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Clip",
-    "Tanh",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Softplus",
-    "Softsign",
-    "Gelu",
-    "Mish",
-    "ThresholdedRelu",
-    "Identity",
-    "Dropout",
-    "Cast",
-    "Neg",
-    "Abs",
-    "Swish",
-}
+    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Tanh", "Elu", "Selu", "Celu",
+    "Softplus", "Softsign", "Gelu", "Mish", "ThresholdedRelu", "Identity", "Dropout", "Cast", "Neg", "Abs",
+    "Swish", "Erf", "Exp", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos",
+}  # fmt: skip
 # Elementwise ops whose other operand must be a constant (or a runtime scalar) so the op stays per channel.
 BINARY_ELEMENTWISE = {"Mul", "Add", "Sub", "Div", "PRelu", "QuantizeLinear", "DequantizeLinear"}
 # Normalisations that act per channel on axis 1.
@@ -148,29 +129,32 @@ def _single_consumer(tensor: gs.Tensor, graph: gs.Graph, nodes_in_graph: set[int
     return node if id(node) in nodes_in_graph else None
 
 
-def _swish_step(
-    tensor: gs.Tensor, graph: gs.Graph, nodes_in_graph: set[int]
+def _gated_step(
+    tensor: gs.Tensor, graph: gs.Graph, nodes_in_graph: set[int], channel_axis: int, rank: int
 ) -> tuple[gs.Node, list[str]] | None:
-    """x -> f(x) -> ... -> Mul(x, f(x)): the exported form of SiLU / HardSwish / Mish."""
+    """x -> g(x) -> Mul(x, g(x)): exported SiLU, hard-swish (Add-Clip-Mul), GELU (Div-Erf-Add-Mul), Mish.
+
+    g must be a short run of per-channel ops, so the gated output still depends on channel c alone.
+    """
     consumers = {id(n): n for n in tensor.outputs}
     if len(consumers) != 2 or tensor in graph.outputs:
         return None
-    muls = [n for n in consumers.values() if n.op == "Mul" and len(n.inputs) == 2]
-    for mul in muls:
-        other = next(n for n in consumers.values() if n is not mul)
-        ops: list[str] = []
-        node = other
-        while node.op in UNARY_ELEMENTWISE and id(node) in nodes_in_graph and len(ops) < 4:
+    for join in consumers.values():
+        if join.op != "Mul" or len(join.inputs) != 2:
+            continue
+        node = next(n for n in consumers.values() if n is not join)
+        current, ops = tensor, []
+        while (
+            len(ops) < 5 and id(node) in nodes_in_graph and _is_per_channel(node, current, channel_axis, rank)
+        ):
             ops.append(node.op)
-            out = node.outputs[0]
-            if out in graph.outputs:
-                break
-            nxt = {id(n): n for n in out.outputs}
-            if len(nxt) != 1:
+            current = node.outputs[0]
+            nxt = {id(n): n for n in current.outputs}
+            if current in graph.outputs or len(nxt) != 1:
                 break
             node = next(iter(nxt.values()))
-            if node is mul and out in mul.inputs and tensor in mul.inputs:
-                return mul, [*ops, "Mul"]
+            if node is join and current in join.inputs and tensor in join.inputs:
+                return join, [*ops, "Mul"]
     return None
 
 
@@ -186,7 +170,7 @@ def place_mask(layer: gs.Node, graph: gs.Graph, channel_axis: int, rank: int, pl
         if node is not None and _is_per_channel(node, current, channel_axis, rank):
             chain.append(node.op)
         else:
-            step = _swish_step(current, graph, nodes_in_graph)
+            step = _gated_step(current, graph, nodes_in_graph, channel_axis, rank)
             if step is None:
                 break
             node, ops = step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import onnx
@@ -16,6 +17,8 @@ from onnxshap.graph.units import PLACEMENTS, UNIT_KINDS, SkippedLayer, UnitLayer
 
 MASK_BATCH_DIM = "onnxshap_mask_batch"
 MASK_PREFIX = "onnxshap_mask_"
+# Ops whose result for one batch item depends on the others (one quantisation scale for the whole batch).
+BATCH_COUPLING_OPS = {"DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul"}
 log = logging.getLogger(__name__)
 gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.ERROR
 
@@ -68,13 +71,37 @@ def _insert_mul(graph: gs.Graph, tensor: gs.Variable, mask: gs.Variable, name: s
     graph.nodes.insert(position + 1, mul)
 
 
+def _batch_coupling_ops(graph: onnx.GraphProto, found: set[str]) -> set[str]:
+    for node in graph.node:
+        if node.op_type in BATCH_COUPLING_OPS:
+            found.add(node.op_type)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                _batch_coupling_ops(sub, found)
+    return found
+
+
+def _compile_exclude(exclude: str | None) -> re.Pattern | None:
+    if not exclude:
+        return None
+    try:
+        return re.compile(exclude)
+    except re.error as exc:
+        raise ModelError(f"--exclude is not a valid regular expression: {exc}") from None
+
+
 def instrument_model(
     loaded: LoadedModel,
     units: str | tuple[str, ...] = "conv",
     placement: str = "after-chain",
+    exclude: str | None = None,
 ) -> tuple[onnx.ModelProto, UnitTable]:
-    """Return the instrumented model (mask inputs added) and its unit table."""
+    """Return the instrumented model (mask inputs added) and its unit table.
+
+    `exclude` is a regular expression; layers whose name it matches (re.search) are left out and reported.
+    """
     kinds = parse_kinds(units)
+    excluded = _compile_exclude(exclude)
     if placement not in PLACEMENTS:
         raise ModelError(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
     original = loaded.proto
@@ -90,6 +117,9 @@ def instrument_model(
     skipped: list[SkippedLayer] = []
     offset = 0
     for cand in find_candidates(graph, kinds):
+        if excluded is not None and excluded.search(cand.name):
+            skipped.append(SkippedLayer(cand.name, cand.node.op, f"excluded by {exclude!r}"))
+            continue
         if cand.reason is not None:
             skipped.append(SkippedLayer(cand.name, cand.node.op, cand.reason))
             continue
@@ -130,7 +160,12 @@ def instrument_model(
         offset += int(cand.channels)
 
     table = UnitTable(
-        layers=layers, skipped=skipped, placement=placement, kinds=kinds, model_path=str(loaded.path)
+        layers=layers,
+        skipped=skipped,
+        placement=placement,
+        kinds=kinds,
+        model_path=str(loaded.path),
+        batch_coupling_ops=tuple(sorted(_batch_coupling_ops(original.graph, set()))),
     )
     if not layers:
         why = f"; skipped: {skipped[0].layer} ({skipped[0].reason})" if skipped else ""

@@ -62,6 +62,7 @@ class UnitTable:
     kinds: tuple[str, ...] = ("conv",)
     model_path: str | None = None
     model_sha256: str | None = None
+    batch_coupling_ops: tuple[str, ...] = ()  # ops that mix items of a batch: stacking coalitions is invalid
 
     @property
     def n_units(self) -> int:
@@ -104,6 +105,7 @@ class UnitTable:
             "placement": self.placement,
             "kinds": list(self.kinds),
             "n_units": self.n_units,
+            "batch_coupling_ops": list(self.batch_coupling_ops),
             "layers": [{**asdict(layer), "chain": list(layer.chain)} for layer in self.layers],
             "skipped": [asdict(s) for s in self.skipped],
         }
@@ -118,6 +120,7 @@ class UnitTable:
             kinds=tuple(data.get("kinds", ("conv",))),
             model_path=data.get("model_path"),
             model_sha256=data.get("model_sha256"),
+            batch_coupling_ops=tuple(data.get("batch_coupling_ops", ())),
         )
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -79,9 +79,26 @@ class MaskedEvaluator:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     @property
+    def stack_blocker(self) -> str | None:
+        """Why coalitions cannot be stacked along the batch, or None when they can."""
+        if not all(layer.batch_aligned for layer in self.units.layers):
+            return "some masked layers sit inside Loop/Scan bodies"
+        if self.units.batch_coupling_ops:
+            return f"{', '.join(self.units.batch_coupling_ops)} couples the items of a batch"
+        for meta in self.session.get_inputs():
+            if (
+                meta.name not in self._mask_names
+                and meta.shape
+                and isinstance(meta.shape[0], int)
+                and meta.shape[0] > 0
+            ):
+                return f"input {meta.name!r} has a fixed batch size of {meta.shape[0]}"
+        return None
+
+    @property
     def can_stack(self) -> bool:
-        """Stacking coalitions along the batch is valid: masked tensors all carry the model's batch on axis 0."""
-        return all(layer.batch_aligned for layer in self.units.layers)
+        """Stacking coalitions along the batch is valid for this model."""
+        return self.stack_blocker is None
 
     def default_stack(self) -> int:
         """How many coalitions per run by default: 1 on CPU (stacking is slower there, measured), 8 on CUDA."""
@@ -123,9 +140,7 @@ class MaskedEvaluator:
             )
         stack = self.default_stack() if stack is None else max(1, int(stack))
         if stack > 1 and not self.can_stack:
-            raise DataError(
-                "stacking coalitions is not possible: some masked layers sit inside Loop/Scan bodies"
-            )
+            raise DataError(f"stacking coalitions is not possible: {self.stack_blocker}")
         batch = next(iter(feeds.values())).shape[0] if feeds else 1
         results: dict[str, list[np.ndarray]] = {n: [] for n in names}
         tiled: dict[int, dict[str, np.ndarray]] = {}

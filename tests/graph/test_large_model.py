@@ -42,8 +42,13 @@ def test_model_over_2gb(tmp_path):
         helper.make_node("ReduceSum", ["g"], ["gs"], name="gsum", keepdims=0),
         helper.make_node("Add", ["y", "gs"], ["out"], name="add"),
     ]
-    graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 4])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits)
+    graph = helper.make_graph(
+        nodes,
+        "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = src / "big.onnx"

@@ -131,3 +131,21 @@ def test_bad_kind_and_placement(tmp_path):
         instrument(path, units="conv,attention")
     with pytest.raises(ModelError, match="unknown placement"):
         instrument(path, placement="before")
+
+
+def test_decomposed_hardswish_gelu_and_se_gate(tmp_path):
+    table = _layers(B.decomposed_activations(), tmp_path)
+    chains = {layer.layer: layer.chain for layer in table.layers}
+    assert chains["conv_hswish"] == ("Add", "Clip", "Mul", "Div")
+    assert chains["conv_gelu"] == ("Div", "Erf", "Add", "Mul", "Mul")
+    assert chains["conv_se"] == (
+        "HardSigmoid",
+    )  # a removed gate filter closes its gate: 0, not HardSigmoid(0)
+
+
+def test_exclude_layers(tmp_path):
+    table = _layers(B.conv_bn_relu_residual(), tmp_path, exclude="conv[12]$")
+    assert [layer.layer for layer in table.layers] == ["conv3"]
+    assert [s.reason for s in table.skipped] == ["excluded by 'conv[12]$'"] * 2
+    with pytest.raises(ModelError, match="not a valid regular expression"):
+        _layers(B.conv_bn_relu_residual(), tmp_path, exclude="conv[")

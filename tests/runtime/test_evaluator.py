@@ -120,3 +120,20 @@ def test_cuda_really_runs(tmp_path):
     inst = instrument(B.save(B.conv_bn_relu_residual(), tmp_path / "m.onnx"), provider="cuda")
     assert inst.provider == "cuda"
     assert inst.evaluator.default_stack() > 1
+
+
+def test_stacking_refused_when_batch_items_interact(tmp_path):
+    dyn = instrument(B.save(B.conv_integer(), tmp_path / "q.onnx"))
+    assert "DynamicQuantizeLinear" in dyn.evaluator.stack_blocker
+    with pytest.raises(DataError, match="couples the items of a batch"):
+        dyn.evaluate(np.ones((2, dyn.n_units), bool), np.zeros((1, 2, 5, 5), np.float32), stack=2)
+    fixed = instrument(B.save(B.fixed_batch(), tmp_path / "f.onnx"))
+    assert fixed.evaluator.stack_blocker == "input 'x' has a fixed batch size of 1"
+    free = instrument(B.save(B.conv_bn_relu_residual(), tmp_path / "r.onnx"))
+    assert free.evaluator.can_stack
+
+
+def test_decomposed_activations_invariant(tmp_path):
+    inst = instrument(B.save(B.decomposed_activations(), tmp_path / "d.onnx"), optimize=False)
+    report = check_invariant(inst, np.random.default_rng(0).standard_normal((2, 2, 5, 5)).astype(np.float32))
+    assert report.max_abs_diff == 0 and report.changed_when_removed
