@@ -1,0 +1,91 @@
+"""Vector-valued games ("Shapley modes", after MSA): each unit gets a contribution map shaped like an output."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onnxshap.errors import DataError
+from onnxshap.metrics.base import Metric, check_label_range, class_scores
+
+
+class PerClassAccuracy(Metric):
+    """Accuracy (recall) of each class: a vector [K] per coalition."""
+
+    name = "per-class"
+    value_range = 1.0
+
+    def prepare(self, reference, labels, groups) -> None:
+        classes = class_scores(reference[None]).shape[-1]
+        y = self.check_labels(labels)
+        check_label_range(y, classes)
+        self.classes = classes
+        self.value_shape = (classes,)
+        self.chance = 1.0 / classes
+
+    def __call__(self, outputs, labels, groups):
+        y = self.check_labels(labels)
+        correct = class_scores(outputs).argmax(-1) == y[None, :]
+        out = np.zeros((len(outputs), self.classes))
+        for c in range(self.classes):
+            sel = y == c
+            # A batch without class c has no recall for it: report the full-data convention of 0 weight.
+            out[:, c] = correct[:, sel].mean(axis=1) if sel.any() else 0.0
+        return out
+
+
+class MeanOutput(Metric):
+    """The mean output over the batch: a vector shaped like one item's output (e.g. the logit vector)."""
+
+    name = "mean-output"
+    value_range = None
+    needs_labels = False
+
+    def prepare(self, reference, labels, groups) -> None:
+        self.value_shape = tuple(reference.shape[1:])
+
+    def __call__(self, outputs, labels, groups):
+        return outputs.astype(np.float64).mean(axis=1)
+
+
+def adaptive_pool(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Average-pool the trailing len(size) axes of `maps` down to `size` (bins as in adaptive pooling)."""
+    out = maps
+    lead = maps.ndim - len(size)
+    for i, target in enumerate(size):
+        axis = lead + i
+        length = out.shape[axis]
+        if target > length:
+            raise DataError(f"cannot pool an axis of {length} to {target}")
+        edges = [(k * length) // target for k in range(target)] + [length]
+        parts = [
+            out.take(range(edges[k], max(edges[k + 1], edges[k] + 1)), axis=axis).mean(
+                axis=axis, keepdims=True
+            )
+            for k in range(target)
+        ]
+        out = np.concatenate(parts, axis=axis)
+    return out
+
+
+class PooledOutputMap(Metric):
+    """The raw output map (e.g. a detector's probability map) averaged over the batch and pooled to a size."""
+
+    value_range = None
+    needs_labels = False
+
+    def __init__(self, size: tuple[int, ...]):
+        self.size = tuple(int(s) for s in size)
+        self.name = "output-map:" + "x".join(map(str, self.size))
+
+    def prepare(self, reference, labels, groups) -> None:
+        item = reference.shape[1:]
+        if len(item) < len(self.size):
+            raise DataError(
+                f"{self.name}: the output has per-item shape {list(item)}, fewer axes than the size"
+            )
+        pooled = adaptive_pool(reference.astype(np.float64).mean(axis=0), self.size)
+        self.value_shape = tuple(pooled.shape)
+
+    def __call__(self, outputs, labels, groups):
+        mean = outputs.astype(np.float64).mean(axis=1)
+        return adaptive_pool(mean, self.size)
