@@ -5,25 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
-
-from onnxshap.errors import DataError
 
 from .errors import fail, friendly_errors
 from .graph_commands import exclude_option, placement_option, units_option
-
-
-def _load_npz(path: Path, input_names: list[str]) -> dict[str, np.ndarray]:
-    try:
-        npz = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-    with npz:
-        if all(name in npz for name in input_names):
-            return {name: npz[name] for name in input_names}
-        if len(input_names) == 1 and "x" in npz:
-            return {input_names[0]: npz["x"]}
-    raise DataError(f"{path.name} needs an array 'x' or arrays named {', '.join(input_names)}")
 
 
 @click.command()
@@ -62,7 +46,11 @@ def verify(
     masks = {layer.mask_input for layer in inst.units.layers}
     names = [m.name for m in inst.evaluator.session.get_inputs() if m.name not in masks]
     if data is not None:
-        feeds = {k: v[:batch] for k, v in _load_npz(data, names).items()}
+        from onnxshap.data import load_data
+
+        metas = [m for m in inst.evaluator.session.get_inputs() if m.name in names]
+        dataset = load_data(data, input_metas=metas)
+        feeds = {k: v[:batch] for k, v in dataset.inputs.items()}
     else:
         feeds = random_inputs(inst.evaluator.session, batch=batch, skip=masks)
     report = check_invariant(inst, feeds)
