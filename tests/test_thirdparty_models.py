@@ -52,3 +52,25 @@ def test_ppocr_cls_unit_count_and_cheap_masks():
     x = np.random.default_rng(0).random((2, 3, 48, 192), dtype=np.float32)
     out = inst.evaluate(np.ones((2, inst.n_units), bool), x)
     assert next(iter(out.values())).shape == (2, 2, 2)
+
+
+@pytest.mark.parametrize("key", ["ppocr_cls", "silero_vad", "ddddocr_ocr_int8"])
+def test_baked_thirdparty_matches_instrumented(key):
+    import onnxruntime as ort
+
+    from models.compat import make_inputs
+    from onnxshap import instrument
+    from onnxshap.graph.bake import bake_removed
+
+    inst = instrument(_fetch(key), optimize=False)
+    keep = np.random.default_rng(1).random(inst.n_units) > 0.2
+    model, summary = bake_removed(inst.source, inst.units, keep)
+    feeds = make_inputs(key, inst.evaluator.session, {lay.mask_input for lay in inst.units.layers})
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    name = session.get_outputs()[0].name
+    baked = session.run([name], feeds)[0]
+    masked = inst.evaluate(keep[None], feeds, outputs=[name])[name][0]
+    np.testing.assert_allclose(baked, masked, rtol=1e-4, atol=1e-5)
+    assert summary["folded"] or summary["constant_mul"]

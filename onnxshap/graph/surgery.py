@@ -100,12 +100,33 @@ def instrument_model(
 
     `exclude` is a regular expression; layers whose name it matches (re.search) are left out and reported.
     """
+    graph, table = build_masked_graph(loaded, units, placement, exclude)
+    return export_model(loaded, graph), table
+
+
+def export_model(loaded: LoadedModel, graph: gs.Graph) -> onnx.ModelProto:
+    """The gs graph as a model with the original's metadata, opsets and hand-written value_info only."""
+    original = loaded.proto
+    exported = gs.export_onnx(graph, do_type_check=False)
+    model = onnx.ModelProto()
+    model.CopyFrom(original)
+    model.graph.CopyFrom(exported.graph)
+    _drop_new_value_info(model.graph, _value_info_names(original.graph, set()))
+    return model
+
+
+def build_masked_graph(
+    loaded: LoadedModel,
+    units: str | tuple[str, ...] = "conv",
+    placement: str = "after-chain",
+    exclude: str | None = None,
+) -> tuple[gs.Graph, UnitTable]:
+    """The model's gs graph with a mask input and Mul per unit layer, and the unit table."""
     kinds = parse_kinds(units)
     excluded = _compile_exclude(exclude)
     if placement not in PLACEMENTS:
         raise ModelError(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
     original = loaded.proto
-    keep_value_info = _value_info_names(original.graph, set())
     try:
         graph = gs.import_onnx(_infer(original))
     except Exception as exc:
@@ -166,14 +187,9 @@ def instrument_model(
         kinds=kinds,
         model_path=str(loaded.path),
         batch_coupling_ops=tuple(sorted(_batch_coupling_ops(original.graph, set()))),
+        exclude=exclude,
     )
     if not layers:
         why = f"; skipped: {skipped[0].layer} ({skipped[0].reason})" if skipped else ""
         raise ModelError(f"no {'/'.join(kinds)} units found in {loaded.path.name}{why}")
-
-    exported = gs.export_onnx(graph, do_type_check=False)
-    model = onnx.ModelProto()
-    model.CopyFrom(original)
-    model.graph.CopyFrom(exported.graph)
-    _drop_new_value_info(model.graph, keep_value_info)
-    return model, table
+    return graph, table

@@ -63,6 +63,7 @@ class UnitTable:
     model_path: str | None = None
     model_sha256: str | None = None
     batch_coupling_ops: tuple[str, ...] = ()  # ops that mix items of a batch: stacking coalitions is invalid
+    exclude: str | None = None  # the --exclude pattern the table was built with
 
     @property
     def n_units(self) -> int:
@@ -106,6 +107,7 @@ class UnitTable:
             "kinds": list(self.kinds),
             "n_units": self.n_units,
             "batch_coupling_ops": list(self.batch_coupling_ops),
+            "exclude": self.exclude,
             "layers": [{**asdict(layer), "chain": list(layer.chain)} for layer in self.layers],
             "skipped": [asdict(s) for s in self.skipped],
         }
@@ -121,6 +123,7 @@ class UnitTable:
             model_path=data.get("model_path"),
             model_sha256=data.get("model_sha256"),
             batch_coupling_ops=tuple(data.get("batch_coupling_ops", ())),
+            exclude=data.get("exclude"),
         )
 
     def save(self, path: str | os.PathLike) -> Path:
