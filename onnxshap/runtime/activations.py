@@ -1,0 +1,52 @@
+"""Mean absolute activation of every unit (the activation-magnitude baseline), via extra graph outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import onnx
+
+from onnxshap.runtime.evaluator import prepare_inputs, run_session
+
+
+def activation_model(inst) -> tuple[onnx.ModelProto, list]:
+    """A copy of the instrumented model that also outputs each main-graph layer's masked tensor."""
+    model = onnx.ModelProto()
+    model.CopyFrom(inst.model)
+    existing = {o.name for o in model.graph.output}
+    layers = [layer for layer in inst.units.layers if layer.graph == "main"]
+    for layer in layers:
+        if layer.masked_tensor not in existing:
+            elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(layer.dtype))
+            model.graph.output.append(onnx.helper.make_tensor_value_info(layer.masked_tensor, elem, None))
+    return model, layers
+
+
+def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch: int = 64) -> np.ndarray:
+    """Mean |activation| per unit over items and positions, [n_units]; NaN for units inside subgraphs."""
+    from onnxshap.runtime.session import make_session
+
+    model, layers = activation_model(inst)
+    ext = inst.source.base_dir if inst.source.has_external_data else None
+    session = make_session(model, inst.provider_request, inst.threads, True, external_data_dir=ext).session
+    masks = {layer.mask_input for layer in inst.units.layers}
+    feeds = prepare_inputs(session, inputs, masks)
+    n = len(next(iter(feeds.values())))
+    ones = inst.evaluator.masks_for(np.ones((1, inst.n_units), bool))
+    sums = np.zeros(inst.n_units)
+    names = [layer.masked_tensor for layer in layers]
+    for start in range(0, n, batch):
+        chunk = {k: v[start : start + batch] for k, v in feeds.items()}
+        outs = run_session(session, names, {**chunk, **ones})
+        for layer, act in zip(layers, outs, strict=True):
+            axes = tuple(a for a in range(act.ndim) if a != layer.channel_axis % act.ndim)
+            sums[layer.offset : layer.offset + layer.channels] += np.abs(act.astype(np.float64)).mean(
+                axis=axes
+            ) * len(act)
+    result = sums / n
+    inside = np.ones(inst.n_units, bool)
+    for layer in layers:
+        inside[layer.offset : layer.offset + layer.channels] = False
+    result[inside] = np.nan
+    return result
