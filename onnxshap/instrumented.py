@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from onnxshap.errors import ModelError
+from onnxshap.errors import DataError, ModelError
 from onnxshap.graph import LoadedModel, UnitTable, instrument_model, load_model, save_model, sha256_of
 from onnxshap.graph.units import units_path_for
 from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_session
@@ -43,6 +43,23 @@ class Instrumented:
 
     def unit_ids(self) -> list[str]:
         return self.units.unit_ids()
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model's own inputs (mask inputs left out)."""
+        masks = {layer.mask_input for layer in self.units.layers}
+        return [m.name for m in self.evaluator.session.get_inputs() if m.name not in masks]
+
+    def bind(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{input name: array}: a bare array, or a one-array dict under another name, goes to the only input."""
+        names = self.input_names
+        if isinstance(inputs, Mapping):
+            if len(inputs) == 1 and len(names) == 1 and names[0] not in inputs:
+                return {names[0]: np.asarray(next(iter(inputs.values())))}
+            return {k: np.asarray(v) for k, v in inputs.items()}
+        if len(names) != 1:
+            raise DataError(f"the model has {len(names)} inputs ({', '.join(names)}); pass a dict of arrays")
+        return {names[0]: np.asarray(inputs)}
 
     def _session(self, model: onnx.ModelProto) -> SessionInfo:
         ext = self.source.base_dir if self.source.has_external_data else None

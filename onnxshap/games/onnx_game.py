@@ -33,7 +33,7 @@ class OnnxGame(Game):
         _prepared: bool = False,
     ):
         self.inst = inst
-        self.inputs = self._as_dict(inst, inputs)
+        self.inputs = inst.bind(inputs)
         self.n_items = len(next(iter(self.inputs.values())))
         if self.n_items == 0:
             raise DataError("no data items to value the game on")
@@ -58,16 +58,6 @@ class OnnxGame(Game):
             batch_size=batch_size or auto_batch,
             value_range=self.metric.value_range,
         )
-
-    @staticmethod
-    def _as_dict(inst, inputs) -> dict[str, np.ndarray]:
-        if isinstance(inputs, Mapping):
-            return {k: np.asarray(v) for k, v in inputs.items()}
-        masks = {layer.mask_input for layer in inst.units.layers}
-        names = [m.name for m in inst.evaluator.session.get_inputs() if m.name not in masks]
-        if len(names) != 1:
-            raise DataError(f"the model has {len(names)} inputs ({', '.join(names)}); pass a dict of arrays")
-        return {names[0]: np.asarray(inputs)}
 
     def _per_coalition_bytes(self) -> int:
         meta = next(o for o in self.inst.evaluator.session.get_outputs() if o.name == self.output)
