@@ -78,6 +78,17 @@ class OnnxGame(Game):
     def _evaluate(self, coalitions: np.ndarray) -> np.ndarray:
         return self.metric(self._outputs(coalitions), self.labels, self.groups)
 
+    def with_data(
+        self,
+        inputs: np.ndarray | Mapping[str, np.ndarray],
+        labels: np.ndarray | None,
+        groups: np.ndarray | None,
+    ) -> OnnxGame:
+        """The same model and (already prepared) metric on other items, e.g. the held-out split."""
+        return OnnxGame(
+            self.inst, inputs, labels, groups, metric=self.metric, output=self.output, _prepared=True
+        )
+
     def subgame(self, rng: np.random.Generator, size: int | None) -> OnnxGame:
         """The same model and metric on `size` items drawn without replacement (all items if size >= N)."""
         if size is None or size >= self.n_items:

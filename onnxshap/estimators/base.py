@@ -1,0 +1,326 @@
+"""Estimator base class, parameter validation and the run loop (budget, checkpoints, progress)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from onnxshap.estimators.checkpoint import (
+    check_fingerprint,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from onnxshap.estimators.errors import CheckpointError, ParameterError
+from onnxshap.games.base import Game
+from onnxshap.results import ShapleyResult, scalar_summary
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+def _is_real(x: Any) -> bool:
+    return (
+        isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool) and math.isfinite(x)
+    )
+
+
+def _check(name: str, ok: bool, want: str, value: Any) -> None:
+    if not ok:
+        raise ParameterError(f"{name} must be {want}, got {value!r}")
+
+
+# name -> (check, description); shared by every estimator that takes the parameter.
+VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "delta": (lambda v: _is_real(v) and 0 < v < 1, "a number in (0, 1)"),
+    "epsilon": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "value_range": (lambda v: v is None or (_is_real(v) and v > 0), "a positive number or None"),
+    "union_bound": (lambda v: isinstance(v, bool), "True or False"),
+    "tolerance": (lambda v: v is None or (_is_real(v) and v >= 0), "a number >= 0 or None (no truncation)"),
+    "patience": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "images": (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1 or None (all data)"),
+    "antithetic": (lambda v: isinstance(v, bool), "True or False"),
+    "n_permutations": (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1 or None"),
+    "permutations_per_round": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "keep_samples": (lambda v: isinstance(v, bool), "True or False"),
+    "min_samples": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
+    "bound": (lambda v: v in ("bernstein", "hoeffding"), "'bernstein' or 'hoeffding'"),
+}
+
+# Parameters that only bound how long a run goes on: a checkpoint may be resumed with other values.
+BUDGET_PARAMS = frozenset({"n_permutations"})
+
+
+class Estimator(ABC):
+    """A resumable Shapley estimator: a state advanced by :meth:`step` until it stops or the budget ends.
+
+    Subclasses declare ``name`` and their parameters with defaults in ``defaults``; every parameter must
+    have an entry in :data:`VALIDATORS`. All randomness derives from ``seed`` (and a permutation index),
+    so the state is a deterministic function of the parameters and the number of steps taken.
+    """
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, game: Game, *, top_k: int | None = None, seed: int = 0, **params: Any) -> None:
+        if not isinstance(game, Game):
+            raise ParameterError(
+                f"expected an onnxshap.games.Game, got {type(game).__name__}; "
+                "wrap a plain function with onnxshap.games.FunctionGame(fn, n_players)"
+            )
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.defaults)) or "none"
+            raise ParameterError(
+                f"unknown parameter(s) for method={self.name!r}: {', '.join(unknown)}; valid parameters: {valid}"
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        for key, value in self.params.items():
+            check, want = VALIDATORS[key]
+            _check(key, check(value), want, value)
+        _check("seed", _is_int(seed) and seed >= 0, "an integer >= 0", seed)
+        self.game = game
+        self.n = game.n_players
+        self.shape = game.value_shape
+        self.seed = int(seed)
+        self.top_k = self._check_top_k(top_k)
+        self.evaluations = 0
+        self.elapsed_before = 0.0
+
+    def _check_top_k(self, top_k: int | None) -> int | None:
+        if top_k is None:
+            return None
+        _check("top_k", _is_int(top_k) and 1 <= top_k <= self.n, f"an integer in [1, {self.n}]", top_k)
+        return int(top_k)
+
+    # -- state -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Compute v(all) and v(empty) (each counted as one evaluation in a fresh run)."""
+        self.v_all = np.asarray(self.game.v_all, dtype=np.float64)
+        self.v_empty = np.asarray(self.game.v_empty, dtype=np.float64)
+        self.evaluations = 2
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a checkpoint to be resumed by this estimator."""
+        return {
+            "method": self.name,
+            "seed": self.seed,
+            "top_k": self.top_k,
+            "n_players": self.n,
+            "value_shape": list(self.shape),
+            "params": {k: v for k, v in self.params.items() if k not in BUDGET_PARAMS},
+            "v_all": self.v_all,
+            "v_empty": self.v_empty,
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """State arrays to checkpoint."""
+        return {}
+
+    def scalars(self) -> dict[str, Any]:
+        """Scalar state to checkpoint."""
+        return {"evaluations": self.evaluations}
+
+    def load_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
+        """Restore what :meth:`arrays` and :meth:`scalars` saved."""
+        self.evaluations = int(scalars["evaluations"])
+
+    # -- running -----------------------------------------------------------------------------
+    @abstractmethod
+    def step(self, remaining_evals: int | None) -> None:
+        """Advance by one unit of work (a round of permutations, a chunk of coalitions)."""
+
+    @abstractmethod
+    def stop_reason(self) -> str | None:
+        """Why the estimator stops on its own ("converged", "complete", "n_permutations"), or None."""
+
+    def planned_evaluations(self) -> int | None:
+        """Total evaluations when known in advance (exact, loo), for the progress bar."""
+        return None
+
+    def postfix(self) -> dict[str, Any]:
+        """Extra fields for the progress bar."""
+        return {}
+
+    def top_k_margin(self, values: np.ndarray) -> float | None:
+        """k-th largest score minus the (k+1)-th (None without k)."""
+        if self.top_k is None or self.top_k >= self.n:
+            return None
+        s = np.sort(scalar_summary(values))[::-1]
+        return float(s[self.top_k - 1] - s[self.top_k])
+
+    # -- result ------------------------------------------------------------------------------
+    @abstractmethod
+    def estimates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(values, ci_low, ci_high, samples) from the current state."""
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """Estimator-specific metadata."""
+        return {}
+
+    def converged(self, stop_reason: str) -> bool:
+        """Whether the run reached its goal (not merely its budget)."""
+        return stop_reason in ("converged", "complete", "n_permutations")
+
+    def kept_samples(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(marginals, permutations) when samples were kept."""
+        return None, None
+
+    def result(self, stop_reason: str, wall_seconds: float, budget: dict[str, Any]) -> ShapleyResult:
+        """Package the current state as a :class:`ShapleyResult`."""
+        values, lo, hi, samples = self.estimates()
+        top = None
+        if self.top_k is not None:
+            top = np.argsort(-scalar_summary(values), kind="stable")[: self.top_k]
+        metadata: dict[str, Any] = {
+            "estimator": self.name,
+            "params": {**self.params, "top_k": self.top_k, **budget},
+            "seed": self.seed,
+            "evaluations": self.evaluations,
+            "wall_seconds": wall_seconds,
+            "v_all": self.v_all,
+            "v_empty": self.v_empty,
+            "n_players": self.n,
+            "value_shape": list(self.shape),
+            "converged": self.converged(stop_reason),
+            "stop_reason": stop_reason,
+            **self.extra_metadata(),
+        }
+        marg, perms = self.kept_samples()
+        return ShapleyResult(
+            values=values,
+            ci_low=lo,
+            ci_high=hi,
+            samples=samples,
+            top_k=top,
+            evaluations=self.evaluations,
+            metadata=metadata,
+            marginals=marg,
+            permutations=perms,
+        )
+
+
+def _progress_bar(enabled: bool | None, total: int | None, initial: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="eval",
+        file=sys.stderr,
+        disable=None if enabled is None else not enabled,
+        dynamic_ncols=True,
+        leave=False,
+    )
+
+
+def run(
+    est: Estimator,
+    *,
+    max_evals: int | None = None,
+    max_seconds: float | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every_evals: int | None = 10_000,
+    checkpoint_every_seconds: float | None = 60.0,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> ShapleyResult:
+    """Drive ``est`` to its stopping rule or the budget, checkpointing and showing progress on the way.
+
+    Budgets are checked between steps: a step in flight (one round of permutations) always finishes,
+    and sampling estimators shrink their last round to the remaining ``max_evals`` (at the measured
+    cost per permutation), so the count can exceed ``max_evals`` by about one permutation's cost.
+    ``max_seconds`` limits this call's wall time (it makes a run's length machine-dependent; a resumed
+    run reproduces an uninterrupted one exactly only under ``max_evals`` / ``n_permutations``).
+    """
+    _check(
+        "max_evals",
+        max_evals is None or (_is_int(max_evals) and max_evals >= 1),
+        "an integer >= 1",
+        max_evals,
+    )
+    _check(
+        "max_seconds", max_seconds is None or (_is_real(max_seconds) and max_seconds > 0), "> 0", max_seconds
+    )
+    _check("resume", isinstance(resume, bool), "True or False", resume)
+    for name, val in (("checkpoint_every_evals", checkpoint_every_evals),):
+        _check(name, val is None or (_is_int(val) and val >= 1), "an integer >= 1 or None", val)
+    _check(
+        "checkpoint_every_seconds",
+        checkpoint_every_seconds is None
+        or (_is_real(checkpoint_every_seconds) and checkpoint_every_seconds > 0),
+        "a positive number or None",
+        checkpoint_every_seconds,
+    )
+    if resume and checkpoint_dir is None:
+        raise ParameterError("resume=True needs checkpoint_dir (the folder holding the checkpoint)")
+    t0 = time.perf_counter()
+    est.start()
+    fingerprint = est.fingerprint()
+    if checkpoint_dir is not None:
+        loaded = load_checkpoint(checkpoint_dir)
+        if loaded is not None:
+            path = checkpoint_path(checkpoint_dir)
+            if not resume:
+                raise CheckpointError(
+                    f"{path} already exists: pass resume=True to continue that run, or use another folder"
+                )
+            arrays, saved_fp, state = loaded
+            check_fingerprint(saved_fp, fingerprint, path)
+            try:
+                est.load_state(arrays, state)
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"cannot resume from {path}: {exc}") from exc
+            est.elapsed_before = float(state.get("elapsed", 0.0))
+
+    def save() -> None:
+        assert checkpoint_dir is not None
+        state = {**est.scalars(), "elapsed": est.elapsed_before + time.perf_counter() - t0}
+        save_checkpoint(checkpoint_dir, est.arrays(), fingerprint, state)
+
+    total = max_evals if max_evals is not None else est.planned_evaluations()
+    bar = _progress_bar(progress, total, est.evaluations, f"onnxshap {est.name}")
+    last_evals, last_time = est.evaluations, time.perf_counter()
+    try:
+        while True:
+            reason = est.stop_reason()
+            if reason is None and max_evals is not None and est.evaluations >= max_evals:
+                reason = "max_evals"
+            if reason is None and max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+                reason = "max_seconds"
+            if reason is not None:
+                break
+            before = est.evaluations
+            est.step(None if max_evals is None else max_evals - est.evaluations)
+            bar.update(est.evaluations - before)
+            post = est.postfix()
+            if post:
+                bar.set_postfix(post, refresh=False)
+            if checkpoint_dir is not None and (
+                (
+                    checkpoint_every_evals is not None
+                    and est.evaluations - last_evals >= checkpoint_every_evals
+                )
+                or (
+                    checkpoint_every_seconds is not None
+                    and time.perf_counter() - last_time >= checkpoint_every_seconds
+                )
+            ):
+                save()
+                last_evals, last_time = est.evaluations, time.perf_counter()
+    finally:
+        bar.close()
+    if checkpoint_dir is not None:
+        save()
+    wall = est.elapsed_before + time.perf_counter() - t0
+    budget = {"max_evals": max_evals, "max_seconds": max_seconds}
+    return est.result(reason, wall, budget)
