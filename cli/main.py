@@ -6,7 +6,10 @@ import click
 
 from onnxshap import __version__
 
+from .check_command import check
 from .graph_commands import inspect, instrument
+from .prune_command import prune
+from .run_command import run
 from .verify_command import verify
 
 
@@ -19,6 +22,9 @@ def cli() -> None:
 cli.add_command(inspect)
 cli.add_command(instrument)
 cli.add_command(verify)
+cli.add_command(run)
+cli.add_command(prune)
+cli.add_command(check)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from onnxshap.audit.curves import area, random_curve, removal_curve, removal_ste
 from onnxshap.audit.runfolder import RunFolder
 from onnxshap.errors import DataError
 
+DEFAULT_EVALS_PER_UNIT = 100
+
 
 @dataclass
 class AuditConfig:
@@ -112,6 +114,32 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
     return game, check, valuation, held_out
 
 
+def config_from_run(run: dict[str, Any]) -> AuditConfig:
+    """The AuditConfig a finished run was made with (from run.json's "config")."""
+    saved = dict(run.get("config", {}))
+    for key in ("model", "data", "out", "spec", "adversarial_data"):
+        if saved.get(key) is not None:
+            saved[key] = Path(saved[key])
+    known = set(AuditConfig.__dataclass_fields__)
+    return AuditConfig(**{k: v for k, v in saved.items() if k in known})
+
+
+def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None, provider: str | None = None):
+    """(inst, game, held-out game) rebuilt from a run's config, e.g. to check a repair on the held-out split."""
+    from onnxshap.instrumented import instrument
+
+    inst = instrument(
+        model or cfg.model,
+        units=cfg.units,
+        placement=cfg.placement,
+        provider=provider or cfg.provider,
+        exclude=cfg.exclude,
+    )
+    data, _ = _load(cfg, inst)
+    game, check, _, _ = _games(cfg, inst, data, folder)
+    return inst, game, check
+
+
 def _curves(cfg: AuditConfig, inst, game, check, valuation, result) -> dict[str, Any]:
     from onnxshap.estimators import estimate
     from onnxshap.graph.weights import weight_norms
@@ -157,6 +185,9 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     data, data_path = _load(cfg, inst)
     game, check, valuation, held_out = _games(cfg, inst, data, folder)
     top_k = min(cfg.top_k, inst.n_units - 1) if cfg.top_k else None
+    max_evals = cfg.max_evals
+    if cfg.estimator == "tmab" and max_evals is None and cfg.max_seconds is None:
+        max_evals = DEFAULT_EVALS_PER_UNIT * inst.n_units  # tmab alone has no natural end on near-ties
     run_info = {
         "status": "running",
         "model": str(cfg.model),
@@ -180,9 +211,10 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         method=cfg.estimator,
         top_k=top_k,
         seed=cfg.seed,
-        max_evals=cfg.max_evals,
+        max_evals=max_evals,
         max_seconds=cfg.max_seconds,
         checkpoint_dir=folder.checkpoint_dir,
+        checkpoint_every_seconds=30.0,
         resume=cfg.resume,
         progress=cfg.progress,
         **_estimator_params(cfg),
@@ -198,7 +230,12 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
             "v_all": game.v_all,
             "v_empty": game.v_empty,
             "v_all_held_out": check.v_all,
-            "parameters": result.metadata.get("params", {}),
+            "parameters": {
+                **result.metadata.get("params", {}),
+                "max_evals": max_evals,
+                "max_seconds": cfg.max_seconds,
+                "top_k": top_k,
+            },
             "estimator_metadata": result.metadata,
             "evaluations": result.evaluations,
             "wall_seconds": result.metadata.get("wall_seconds"),

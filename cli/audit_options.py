@@ -1,0 +1,132 @@
+"""Options shared by `run` and `check`: estimator, data, metric, preprocessing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .graph_commands import exclude_option, placement_option, units_option
+
+ESTIMATORS = ("tmab", "truncated", "permutation", "exact", "loo")
+
+
+def audit_options(fn):
+    """Decorate a command with every option AuditConfig understands."""
+    options = [
+        click.option(
+            "--data",
+            type=click.Path(path_type=Path),
+            help=".npz (x, y, group) or an image folder with labels.csv; default: a fixture's shipped data.",
+        ),
+        click.option(
+            "--metric",
+            default="accuracy",
+            show_default=True,
+            help="accuracy | loss | logit | class:C | fairness | fairness:GROUP | adversarial | "
+            "per-class | mean-output | output-map:HxW | custom:MODULE:FUNCTION",
+        ),
+        click.option("--estimator", type=click.Choice(ESTIMATORS), default="tmab", show_default=True),
+        click.option(
+            "--top-k", type=int, default=30, show_default=True, help="How many top units to identify."
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option(
+            "--max-evals",
+            type=int,
+            default=None,
+            help="Budget in model evaluations (tmab default: 100 per unit).",
+        ),
+        click.option("--max-seconds", type=float, default=None, help="Budget in wall-clock seconds."),
+        click.option("--delta", type=float, default=None, help="Confidence level 1-delta of the intervals."),
+        click.option(
+            "--images",
+            type=int,
+            default=128,
+            show_default=True,
+            help="Data items that value each permutation, drawn from the valuation split.",
+        ),
+        click.option(
+            "--split",
+            type=float,
+            default=0.5,
+            show_default=True,
+            help="Fraction of the data held out for checking (removal curves, repairs).",
+        ),
+        units_option,
+        placement_option,
+        exclude_option,
+        click.option("--provider", default="auto", show_default=True, help="auto | cpu | cuda"),
+        click.option(
+            "--output", "output_name", default=None, help="Model output the metric reads (default: first)."
+        ),
+        click.option("--size", default=None, help="Image folders: HxW to resize to."),
+        click.option("--resize", type=click.Choice(["stretch", "pad", "crop"]), default=None),
+        click.option(
+            "--scale", type=float, default=None, help="Image folders: multiply pixels (default 1/255)."
+        ),
+        click.option("--mean", default=None, help="Image folders: per-channel mean, e.g. 0.485,0.456,0.406"),
+        click.option("--std", default=None, help="Image folders: per-channel std."),
+        click.option("--channels", type=click.Choice(["RGB", "BGR", "gray"]), default=None),
+        click.option("--layout", type=click.Choice(["NCHW", "NHWC", "NHW"]), default=None),
+        click.option(
+            "--spec",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Preprocessing spec JSON (see onnxshap.data.PreprocessSpec).",
+        ),
+        click.option(
+            "--eps", type=float, default=None, help="adversarial: L-inf radius of the built-in attack."
+        ),
+        click.option(
+            "--queries", type=int, default=None, help="adversarial: query budget of the built-in attack."
+        ),
+        click.option(
+            "--adversarial-data",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="adversarial: your own adversarial examples instead of the built-in attack.",
+        ),
+        click.option(
+            "--baselines/--no-baselines",
+            default=True,
+            show_default=True,
+            help="Also rank by leave-one-out, activation, weight norm and random for the removal curves.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def config_from_options(model: Path, out: Path, resume: bool, **opts):
+    """AuditConfig from the click options."""
+    from onnxshap.audit import AuditConfig
+
+    preprocess = {k: opts.pop(k) for k in ("size", "resize", "scale", "mean", "std", "channels", "layout")}
+    return AuditConfig(
+        model=model,
+        out=out,
+        resume=resume,
+        data=opts["data"],
+        metric=opts["metric"],
+        estimator=opts["estimator"],
+        top_k=opts["top_k"],
+        seed=opts["seed"],
+        max_evals=opts["max_evals"],
+        max_seconds=opts["max_seconds"],
+        delta=opts["delta"],
+        images=opts["images"],
+        split=opts["split"],
+        units=opts["units"],
+        placement=opts["placement"],
+        exclude=opts["exclude"],
+        provider=opts["provider"],
+        output=opts["output_name"],
+        preprocess={k: v for k, v in preprocess.items() if v is not None},
+        spec=opts["spec"],
+        eps=opts["eps"],
+        queries=opts["queries"],
+        adversarial_data=opts["adversarial_data"],
+        baselines=opts["baselines"],
+    )

@@ -1,0 +1,102 @@
+"""`onnxshap check`: a bounded audit with pass/fail policies for CI pipelines (exit 0 pass, 1 fail, 2 error)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .audit_options import audit_options, config_from_options
+from .errors import friendly_errors
+
+CHECK_EVALS_PER_UNIT = 30
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML or JSON file with the bounds below (options override it).",
+)
+@click.option(
+    "--max-drop",
+    type=float,
+    default=None,
+    help="Fail when removing the top --drop-k units drops the held-out metric by more than this.",
+)
+@click.option("--drop-k", type=int, default=None, help="Units removed for --max-drop (default 10).")
+@click.option("--max-gap", type=float, default=None, help="Fail when the held-out fairness gap exceeds this.")
+@click.option("--min-value", type=float, default=None, help="Fail when the held-out metric is below this.")
+@click.option(
+    "--baseline-run",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder of a previous model version, for --min-overlap.",
+)
+@click.option(
+    "--min-overlap",
+    type=float,
+    default=None,
+    help="Fail when the top-k overlap with --baseline-run falls below this fraction.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the audit's run folder goes (default runs/check-MODEL-TIMESTAMP).",
+)
+@audit_options
+@friendly_errors
+def check(
+    model: Path,
+    policy_file: Path | None,
+    max_drop,
+    drop_k,
+    max_gap,
+    min_value,
+    baseline_run,
+    min_overlap,
+    out: Path | None,
+    **opts,
+) -> None:
+    """Audit MODEL within a budget and apply the policies: exit 0 pass, 1 fail, 2 error."""
+    from onnxshap.audit import RunFolder, run_audit
+    from onnxshap.audit.policy import Policy, evaluate
+    from onnxshap.audit.runner import config_from_run, replay_games
+    from onnxshap.errors import DataError
+
+    policy = Policy.load(policy_file) if policy_file else Policy()
+    policy = policy.merged(
+        max_drop=max_drop,
+        drop_k=drop_k,
+        max_gap=max_gap,
+        min_value=min_value,
+        baseline_run=baseline_run,
+        min_overlap=min_overlap,
+    )
+    if not policy.active():
+        raise DataError("no policy given: use --max-drop, --max-gap, --min-value, --min-overlap or --policy")
+    out = out or Path("runs") / f"check-{model.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg = config_from_options(model, out, False, **opts)
+    cfg.progress = False
+    if cfg.max_evals is None and cfg.max_seconds is None:
+        from onnxshap.instrumented import instrument
+
+        cfg.max_evals = CHECK_EVALS_PER_UNIT * instrument(model, units=cfg.units, exclude=cfg.exclude).n_units
+    folder = run_audit(cfg)
+    check_game = None
+    if policy.max_drop is not None:
+        _, _, check_game = replay_games(config_from_run(RunFolder(out).read_run()), folder)
+    outcomes = evaluate(policy, folder, check_game)
+    for outcome in outcomes:
+        click.echo(outcome.line())
+    failed = [o for o in outcomes if not o.passed]
+    click.echo(
+        f"{'FAILED' if failed else 'PASSED'}: {len(outcomes) - len(failed)}/{len(outcomes)} policies "
+        f"(run folder {folder.path})"
+    )
+    raise SystemExit(1 if failed else 0)
