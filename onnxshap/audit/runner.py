@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -214,7 +215,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         max_evals=max_evals,
         max_seconds=cfg.max_seconds,
         checkpoint_dir=folder.checkpoint_dir,
-        checkpoint_every_seconds=30.0,
+        checkpoint_every_seconds=float(os.environ.get("ONNXSHAP_CHECKPOINT_SECONDS", 30)),
         resume=cfg.resume,
         progress=cfg.progress,
         **_estimator_params(cfg),
