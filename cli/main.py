@@ -9,6 +9,7 @@ from onnxshap import __version__
 from .check_command import check
 from .graph_commands import inspect, instrument
 from .prune_command import prune
+from .report_command import report
 from .run_command import run
 from .verify_command import verify
 
@@ -23,6 +24,7 @@ cli.add_command(inspect)
 cli.add_command(instrument)
 cli.add_command(verify)
 cli.add_command(run)
+cli.add_command(report)
 cli.add_command(prune)
 cli.add_command(check)
 

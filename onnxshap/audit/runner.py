@@ -192,10 +192,12 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     run_info = {
         "status": "running",
         "model": str(cfg.model),
+        "model_absolute": str(Path(cfg.model).resolve()),
         "model_sha256": inst.units.model_sha256,
         "metric": cfg.metric,
         "metric_description": game.metric.describe(),
         "data": str(data_path),
+        "data_absolute": str(Path(data_path).resolve()),
         "data_fingerprint": data.fingerprint(),
         "valuation_items": valuation.__len__(),
         "held_out_items": 0 if held_out is None else len(held_out),
