@@ -11,6 +11,19 @@ from onnx import TensorProto, helper, numpy_helper
 RNG = np.random.default_rng(0)
 
 
+def _seeded(build):
+    """Every builder draws its weights from a fresh seed: models do not depend on the order tests run."""
+    import functools
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        global RNG
+        RNG = np.random.default_rng(0)
+        return build(*args, **kwargs)
+
+    return wrapper
+
+
 def _w(*shape: int, dtype=np.float32) -> np.ndarray:
     return (RNG.standard_normal(shape) * 0.5).astype(dtype)
 
@@ -30,6 +43,7 @@ def _out(name: str, elem=TensorProto.FLOAT):
     return helper.make_tensor_value_info(name, elem, None)
 
 
+@_seeded
 def conv_bn_relu_residual() -> onnx.ModelProto:
     """Conv-BN-Relu, Conv-BN + residual Add, Relu, then a Conv whose output is also a graph output."""
     c = 4
@@ -65,6 +79,7 @@ def conv_bn_relu_residual() -> onnx.ModelProto:
     return _model(nodes, [_in("x", ["N", 2, 6, 6])], [_out("logits"), _out("feat")], inits)
 
 
+@_seeded
 def conv_variants(dim: int = 1, transpose: bool = False, dtype=np.float32) -> onnx.ModelProto:
     """A 1-D/2-D/3-D Conv or ConvTranspose with a Sigmoid (so masking after the chain matters)."""
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -81,6 +96,7 @@ def conv_variants(dim: int = 1, transpose: bool = False, dtype=np.float32) -> on
     )
 
 
+@_seeded
 def weights_via_producers() -> onnx.ModelProto:
     """Conv weights from a Constant node, from Identity of an initializer, and from ConstantOfShape (opset 9)."""
     const_w = helper.make_tensor("cw", TensorProto.FLOAT, [3, 2, 1, 1], _w(3, 2, 1, 1).ravel().tolist())
@@ -100,6 +116,7 @@ def weights_via_producers() -> onnx.ModelProto:
     return _model(nodes, [_in("x", ["N", 2, 4, 4])], [_out("out")], inits, opset=11)
 
 
+@_seeded
 def weight_from_input() -> onnx.ModelProto:
     """One conv with a weight fed at run time (channels unknowable) and one normal conv."""
     nodes = [
@@ -114,6 +131,7 @@ def weight_from_input() -> onnx.ModelProto:
     )
 
 
+@_seeded
 def conv_in_if() -> onnx.ModelProto:
     """A Conv1d inside both branches of an If (as silero-vad hides its convs)."""
 
@@ -134,6 +152,7 @@ def conv_in_if() -> onnx.ModelProto:
     return _model(nodes, [_in("x", ["N", 2, 7]), _in("flag", [], TensorProto.BOOL)], [_out("out")], opset=11)
 
 
+@_seeded
 def swish_and_dense() -> onnx.ModelProto:
     """Conv -> x*Sigmoid(x) (exported SiLU), Flatten, MatMul+Add+Relu (dense), Gemm (dense head)."""
     nodes = [
@@ -156,6 +175,7 @@ def swish_and_dense() -> onnx.ModelProto:
     return _model(nodes, [_in("x", ["N", 1, 4, 4])], [_out("logits")], inits)
 
 
+@_seeded
 def quantized_qdq() -> onnx.ModelProto:
     """QDQ conv: weights through DequantizeLinear, output through QuantizeLinear/DequantizeLinear."""
     wq = np.clip(np.round(_w(3, 2, 3, 3) * 40), -127, 127).astype(np.int8)
@@ -175,6 +195,7 @@ def quantized_qdq() -> onnx.ModelProto:
     return _model(nodes, [_in("x", ["N", 2, 5, 5])], [_out("out")], inits, opset=13)
 
 
+@_seeded
 def conv_integer() -> onnx.ModelProto:
     """Dynamic quantization: DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul(scale) (as onnxruntime emits)."""
     wq = np.clip(np.round(_w(3, 2, 3, 3) * 40) + 128, 0, 255).astype(np.uint8)
@@ -193,6 +214,7 @@ def conv_integer() -> onnx.ModelProto:
     return _model(nodes, [_in("x", ["N", 2, 5, 5])], [_out("out")], inits, opset=13)
 
 
+@_seeded
 def qlinear_conv_only() -> onnx.ModelProto:
     """A fully quantized QLinearConv whose output stays uint8 to the graph output: must be refused."""
     inits = [
@@ -212,11 +234,13 @@ def qlinear_conv_only() -> onnx.ModelProto:
     )
 
 
+@_seeded
 def no_units() -> onnx.ModelProto:
     nodes = [helper.make_node("Relu", ["x"], ["y"], name="relu")]
     return _model(nodes, [_in("x", ["N", 3])], [_out("y")])
 
 
+@_seeded
 def old_opset() -> onnx.ModelProto:
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
     model = _model(
@@ -245,6 +269,7 @@ def save(model: onnx.ModelProto, path: Path, external: bool = False, location: s
     return path
 
 
+@_seeded
 def decomposed_activations() -> onnx.ModelProto:
     """Paddle-style hard-swish x*Clip(x+3,0,6)/6 and GELU x*(Erf(x/sqrt2)+1)*0.5, then an SE-style gate."""
     consts = {
@@ -282,6 +307,7 @@ def decomposed_activations() -> onnx.ModelProto:
     return _model(nodes, [_in("x", ["N", 2, 5, 5])], [_out("out")], inits)
 
 
+@_seeded
 def fixed_batch() -> onnx.ModelProto:
     """A conv whose input has a fixed batch of 1 (as the light zoo and ddddocr exports)."""
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]

@@ -142,3 +142,13 @@ def test_walk_truncation_counts_consecutive_removals_near_v_empty() -> None:
         assert (out.marginals[r, 2:] == 0).all()
     assert out.evaluations == expected
     assert walk_round(game, range(8), seed=0).evaluations == 8 * 11
+
+
+def test_untruncated_walks_batch_steps_without_changing_a_bit() -> None:
+    game = FewHubsGame.make(n_players=40, n_hubs=5, n_items=200, seed=1)
+    for images in (None, 30):
+        fast = walk_round(game, range(6), seed=3, images=images)  # blocks of steps per call
+        stepwise = walk_round(game, range(6), seed=3, images=images, active=np.ones(40, bool))
+        assert np.array_equal(fast.marginals, stepwise.marginals)
+        assert fast.evaluations == stepwise.evaluations
+        assert np.array_equal(fast.orders, stepwise.orders)
