@@ -232,6 +232,8 @@ def load_game(spec: str) -> BenchGame:
     made = factory()
     if isinstance(made, BenchGame):
         return made
+    if type(made).__name__ == "BenchGame":  # built by another copy of this module (imported as `estimators`)
+        return BenchGame(**vars(made))
     if isinstance(made, Game):
         return BenchGame(spec, factory)
     raise SystemExit(f"{spec} returned {type(made).__name__}, expected a Game or a BenchGame")

@@ -23,7 +23,7 @@ def audit_options(fn):
             "--metric",
             default="accuracy",
             show_default=True,
-            help="accuracy | loss | logit | class:C | fairness | fairness:GROUP | adversarial | "
+            help="accuracy | loss | logit | class:C | fairness | fairness:GROUP | adversarial | robustness | "
             "per-class | mean-output | output-map:HxW | custom:MODULE:FUNCTION",
         ),
         click.option("--estimator", type=click.Choice(ESTIMATORS), default="tmab", show_default=True),

@@ -15,6 +15,7 @@ from onnxshap.audit.runfolder import RunFolder
 from onnxshap.errors import DataError
 
 DEFAULT_EVALS_PER_UNIT = 100
+ADVERSARIAL_METRICS = ("adversarial", "robustness")
 
 
 @dataclass
@@ -85,7 +86,7 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
     from onnxshap.games.onnx_game import OnnxGame
 
     valuation, held_out = data.split(cfg.split, seed=cfg.seed) if cfg.split > 0 else (data, None)
-    if cfg.metric == "adversarial":
+    if cfg.metric in ADVERSARIAL_METRICS:
         if cfg.adversarial_data is not None:
             from onnxshap.data import load_data
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from onnxshap.errors import DataError
-from onnxshap.metrics.adversarial import AttackSuccess
+from onnxshap.metrics.adversarial import AttackSuccess, RobustAccuracy
 from onnxshap.metrics.base import Metric
 from onnxshap.metrics.classification import Accuracy, LogProbability, OneVsRest, TrueLogit
 from onnxshap.metrics.custom import CustomMetric, load_callable
@@ -13,14 +13,14 @@ from onnxshap.metrics.fairness import GroupAccuracy, GroupGap, group_accuracies
 from onnxshap.metrics.modes import MeanOutput, PerClassAccuracy, PooledOutputMap
 
 METRIC_NAMES = (
-    "accuracy", "loss", "logit", "class:C", "fairness", "fairness:GROUP", "adversarial",
+    "accuracy", "loss", "logit", "class:C", "fairness", "fairness:GROUP", "adversarial", "robustness",
     "per-class", "mean-output", "output-map:HxW", "custom:MODULE:FUNCTION",
 )  # fmt: skip
 
 
 def get_metric(spec: str) -> Metric:
     """A metric from its name: accuracy, loss, logit, class:3, fairness, fairness:<group>, adversarial,
-    per-class, mean-output, output-map:4x4, custom:pkg.module:function (or custom:file.py:function)."""
+    robustness, per-class, mean-output, output-map:4x4, custom:pkg.module:function (or custom:file.py:function)."""
     text = spec.strip()
     simple = {
         "accuracy": Accuracy,
@@ -28,6 +28,7 @@ def get_metric(spec: str) -> Metric:
         "logit": TrueLogit,
         "fairness": GroupGap,
         "adversarial": AttackSuccess,
+        "robustness": RobustAccuracy,
         "per-class": PerClassAccuracy,
         "mean-output": MeanOutput,
     }

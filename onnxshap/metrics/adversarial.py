@@ -32,3 +32,20 @@ class AttackSuccess(Metric):
     def describe(self) -> str:
         kind = "targeted" if self.targets is not None else "untargeted"
         return f"adversarial ({kind} attack success rate)"
+
+
+class RobustAccuracy(AttackSuccess):
+    """Accuracy on the adversarial examples (1 - untargeted success): higher is better, so the units with
+    reliably negative values are the ones the attack exploits, and `prune --negative` is the repair."""
+
+    name = "robustness"
+
+    def prepare(self, reference, labels, groups) -> None:
+        super().prepare(reference, labels, groups)
+        self.chance = 1.0 - float(self.chance)
+
+    def __call__(self, outputs, labels, groups):
+        return 1.0 - super().__call__(outputs, labels, groups)
+
+    def describe(self) -> str:
+        return "robustness (accuracy on adversarial examples)"
