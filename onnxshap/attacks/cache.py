@@ -8,12 +8,10 @@ concurrent run never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from onnxshap.attacks.square import AttackResult
+from onnxshap.fileio import atomic_write_bytes, sha256_of
 
 __all__ = [
     "CACHE_VERSION",
@@ -46,13 +45,7 @@ REQUIRED_KEY_PARTS = ("model_sha256", "data", "eps", "max_queries", "seed", "p_i
 _CHECKED_PARAMS = ("eps", "max_queries", "seed", "p_init", "targeted")
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (e.g. the ONNX model)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+file_sha256 = sha256_of
 
 
 def data_fingerprint(*arrays: np.ndarray | None) -> str:
@@ -106,20 +99,6 @@ def cache_path(cache_dir: str | os.PathLike, key_parts: Mapping[str, Any]) -> Pa
     return Path(cache_dir) / f"adv-{cache_key(key_parts)}.npz"
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def save_result(path: str | os.PathLike, result: AttackResult, key_parts: Mapping[str, Any]) -> None:
     """Write ``result`` atomically to ``path`` (.npz) and a .json summary beside it."""
     path = Path(path)
@@ -144,9 +123,9 @@ def save_result(path: str | os.PathLike, result: AttackResult, key_parts: Mappin
         "key": np.array(_key_json(key_parts)),
         "params": np.array(json.dumps(result.params, sort_keys=True)),
     }
-    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda f: f.write(text.encode()))
+    atomic_write_bytes(path.with_suffix(".json"), lambda f: f.write(text.encode()))
 
 
 def load_result(path: str | os.PathLike) -> tuple[AttackResult, str]:

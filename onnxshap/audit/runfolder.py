@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from onnxshap.errors import OnnxShapError
+from onnxshap.fileio import atomic_write_bytes
 from onnxshap.graph.units import UnitTable
-from onnxshap.results import ShapleyResult, atomic_write_bytes, to_jsonable
+from onnxshap.results import ShapleyResult, to_jsonable
 
 CSV_COLUMNS = ("unit", "layer", "channel", "value", "ci_low", "ci_high", "samples")
 

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from onnxshap.estimators.errors import CheckpointError
-from onnxshap.results import atomic_write_bytes, to_jsonable
+from onnxshap.fileio import atomic_write_bytes
+from onnxshap.results import to_jsonable
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT = "onnxshap.checkpoint"

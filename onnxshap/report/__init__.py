@@ -19,10 +19,10 @@ def build_report(run_dir: str | os.PathLike, pictures: bool = True) -> Path:
     `pictures=False` skips the per-unit activation pictures (they re-open the model and the data).
     Raises ReportError when RUN_DIR is missing, not a run folder, or holds an unfinished run.
     """
+    from onnxshap.fileio import atomic_write_bytes
     from onnxshap.report import figures as F
     from onnxshap.report.html import render
     from onnxshap.report.pictures import Pictures, unit_pictures
-    from onnxshap.results import atomic_write_bytes
 
     data = load_run(run_dir)
     try:

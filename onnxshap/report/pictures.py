@@ -219,7 +219,7 @@ def unit_pictures(data: RunData, fig_dir: Path, n_units: int = 8, n_inputs: int 
 
 def _draw(data: RunData, rows: list[UnitRow], fig_dir: Path, n_inputs: int) -> Pictures:
     from onnxshap.data import load_data
-    from onnxshap.graph.loading import sha256_of
+    from onnxshap.fileio import sha256_of
     from onnxshap.instrumented import instrument
     from onnxshap.runtime.activation_maps import activation_maps
 

@@ -57,7 +57,7 @@ def test_shapley_beats_random_and_matches_loo(finished_run):
     curves = json.loads((out / "curves.json").read_text())
     at10 = {name: values[curves["steps"].index(10)] for name, values in curves["curves"].items()}
     assert at10["shapley"] < at10["random"] - 0.2
-    assert at10["shapley"] <= at10["loo"] + 0.02
+    assert at10["shapley"] <= at10["loo"]
     run = json.loads((out / "run.json").read_text())
     assert run["curves"]["shapley"] < run["curves"]["random"]
     assert run["curves"]["negative"] > run["curves"]["shapley"]
