@@ -1,0 +1,644 @@
+"""msapy driving PyTorch vs onnxshap on ONNX Runtime: the same digits CNN, data batch and permutations.
+
+    python bench/vs_msapy.py [--permutations P] [--batch N]
+
+(also ``--ref-permutations R`` (default 400), ``--seed``, ``--torch-threads`` (default 2),
+``--msapy-parallel`` (adds msapy's joblib mode as an extra row), ``--no-cache``.)
+
+The network is ``models/digits_cnn_torch.onnx``: its PyTorch module is rebuilt here and loaded with the
+ONNX initializers (checked: torch logits == ONNX Runtime logits to 1e-4). Players are the 80 conv filters
+(``conv1:0`` ... ``conv3:31``); v(S) = top-1 accuracy on the first N test items with the other filters
+zeroed after their ReLU (onnxshap's default "after-chain" placement). Rows:
+
+(a) msapy 1.7.3 ``msa.interface`` (its defaults: lazy, serial) with an objective that zeroes the lesioned
+    channels through forward hooks on relu1/relu2/relu3, P permutations;
+(b) onnxshap ``estimate(game, method="permutation", n_permutations=P)`` (instrument + game + estimate);
+(c) onnxshap ``estimate(game, method="tmab", top_k=10)`` run to its own stopping rule.
+
+Checks: (a) and (b) agree per filter within the combined 95% interval; then the top-10 race against a
+reference (onnxshap permutation, R permutations, an independent seed, cached under .cache/bench/): the
+time msapy needs until its top-10 recall stays >= 0.9, measured on its own per-permutation table or,
+if P permutations are not enough, extrapolated (its measured cost per permutation times the permutations
+plain sampling needs on a longer onnxshap plain-sampling trajectory), against tmab's wall time.
+Skips (exit 0) when torch or msapy is not installed (``pip install -e .[bench]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.util
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODEL = ROOT / "models" / "digits_cnn_torch.onnx"
+DATA = ROOT / "models" / "digits_test.npz"
+CACHE = ROOT / ".cache" / "bench"
+REF_SEED = 1_000_003  # the reference run uses a seed no timed run uses
+TOP_K = 10
+RECALL = 0.9
+# conv layer -> the module whose output is masked (after the activation, as onnxshap's after-chain)
+HOOKED = {"conv1": "relu1", "conv2": "relu2", "conv3": "relu3"}
+
+if TYPE_CHECKING:
+    import torch
+
+    from onnxshap.games.onnx_game import OnnxGame
+    from onnxshap.results import ShapleyResult
+
+
+# ------------------------------------------------------------------------------------------------
+# The PyTorch side
+
+
+def make_torch_cnn() -> torch.nn.Module:
+    """The DigitsCNN of models/build_fixtures.py (untrained)."""
+    from torch import nn
+
+    class DigitsCNN(nn.Module):
+        """Plain CNN with a two-layer dense head."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+            self.relu1 = nn.ReLU()
+            self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+            self.relu2 = nn.ReLU()
+            self.pool = nn.MaxPool2d(2)
+            self.conv3 = nn.Conv2d(32, 32, 3, padding=1)
+            self.relu3 = nn.ReLU()
+            self.flatten = nn.Flatten()
+            self.fc1 = nn.Linear(32 * 4 * 4, 64)
+            self.relu4 = nn.ReLU()
+            self.fc2 = nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
+            x = self.flatten(self.relu3(self.conv3(x)))
+            return self.fc2(self.relu4(self.fc1(x)))
+
+    return DigitsCNN()
+
+
+def load_torch_from_onnx(path: Path = MODEL) -> torch.nn.Module:
+    """Rebuild the CNN and load its weights from the ONNX initializers (named like the state dict)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    model = make_torch_cnn()
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    state = model.state_dict()
+    missing = sorted(set(state) - set(inits))
+    if missing:
+        raise RuntimeError(f"{path.name} lacks initializers for {', '.join(missing)}")
+    model.load_state_dict({k: torch.from_numpy(inits[k].copy()) for k in state}, strict=True)
+    return model.eval()
+
+
+def max_logit_diff(model: torch.nn.Module, x: np.ndarray, path: Path = MODEL) -> float:
+    """max |torch logits - ONNX Runtime logits| on ``x`` (plain session, 2 threads, CPU)."""
+    import onnxruntime as ort
+    import torch
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    with torch.inference_mode():
+        out = model(torch.from_numpy(x)).numpy()
+    return float(np.abs(out - ref).max())
+
+
+class HookedAccuracy:
+    """msapy objective: accuracy on (x, y) with the lesioned filters' channels zeroed by forward hooks.
+
+    One hook per conv layer multiplies the ReLU output by a [1, C, 1, 1] keep-mask, set per call from the
+    lesioned element names ("conv2:7"). ``calls`` counts objective calls.
+    """
+
+    def __init__(self, model: torch.nn.Module, x: np.ndarray, y: np.ndarray, elements: list[str]) -> None:
+        import torch
+
+        self.model = model
+        self.x = torch.from_numpy(x)
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        self.elements = elements
+        self.index = {e: i for i, e in enumerate(elements)}
+        self.keep = np.ones(len(elements), dtype=np.float32)
+        self.masks: dict[str, torch.Tensor] = {}
+        self.slices: dict[str, slice] = {}
+        self.handles = []
+        start = 0
+        for conv, act in HOOKED.items():
+            channels = getattr(model, conv).out_channels
+            self.slices[conv] = slice(start, start + channels)
+            self.masks[conv] = torch.ones(1, channels, 1, 1)
+            hook = self._hook(self.masks[conv])
+            self.handles.append(getattr(model, act).register_forward_hook(hook))
+            start += channels
+        if start != len(elements):
+            raise ValueError(f"{len(elements)} elements for {start} conv filters")
+        self.calls = 0
+
+    @staticmethod
+    def _hook(mask: torch.Tensor) -> Callable[..., torch.Tensor]:
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            return output * mask
+
+        return hook
+
+    def __call__(self, lesioned: tuple[str, ...]) -> float:
+        """Accuracy with the ``lesioned`` filters removed (msapy passes the complement of the coalition)."""
+        import torch
+
+        self.calls += 1
+        self.keep[:] = 1.0
+        if lesioned:
+            self.keep[[self.index[e] for e in lesioned]] = 0.0
+        for conv, sl in self.slices.items():
+            self.masks[conv].view(-1).copy_(torch.from_numpy(self.keep[sl]))
+        with torch.inference_mode():
+            pred = self.model(self.x).argmax(1)
+        return float((pred == self.y).float().mean())
+
+    def remove(self) -> None:
+        """Remove the hooks."""
+        for h in self.handles:
+            h.remove()
+
+
+@dataclass
+class MsapyRun:
+    """msapy's per-permutation table [P, n] (rows in msapy's order), wall time and objective calls."""
+
+    table: np.ndarray
+    wall: float
+    calls: int | None  # None in joblib mode (the workers count in their own copies)
+    mode: str
+
+    @property
+    def values(self) -> np.ndarray:
+        """Mean contribution per element (msapy's ``shapley_values``)."""
+        return self.table.mean(axis=0)
+
+    def halfwidth(self, delta: float = 0.05) -> np.ndarray:
+        """Half-width of the (1 - delta) Student-t interval per element."""
+        from onnxshap.estimators.bounds import t_halfwidth
+
+        counts = np.full(self.table.shape[1], self.table.shape[0])
+        return t_halfwidth(self.table.var(axis=0, ddof=1), counts, delta)
+
+
+def run_msapy(objective: HookedAccuracy, n_permutations: int, seed: int, parallel: int = 0) -> MsapyRun:
+    """``msa.interface`` as a user calls it: defaults (lazy, serial), progress bars silenced to devnull.
+
+    ``parallel > 0`` uses msapy's other mode instead: ``lazy=False`` (the combination space is built
+    first) with ``n_parallel_games=parallel`` joblib workers.
+    """
+    from msapy import msa
+
+    kwargs: dict[str, Any] = {}
+    if parallel:
+        kwargs = {"lazy": False, "n_parallel_games": parallel}
+    calls0 = objective.calls
+    with (
+        warnings.catch_warnings(),
+        open(os.devnull, "w") as null,
+        contextlib.redirect_stdout(null),
+        contextlib.redirect_stderr(null),
+    ):
+        warnings.simplefilter("ignore")  # "number of permutations is kinda small" below 100
+        t0 = time.perf_counter()
+        table = msa.interface(
+            n_permutations=n_permutations,
+            elements=list(objective.elements),
+            objective_function=objective,
+            rng=np.random.default_rng(seed),
+            **kwargs,
+        )
+        wall = time.perf_counter() - t0
+    arr = np.asarray(table[objective.elements].to_numpy(), dtype=np.float64)
+    calls = None if parallel else objective.calls - calls0
+    mode = f"lazy=False, joblib n_parallel_games={parallel}" if parallel else "defaults (lazy, serial)"
+    return MsapyRun(arr, wall, calls, mode)
+
+
+# ------------------------------------------------------------------------------------------------
+# The onnxshap side
+
+
+def make_game(x: np.ndarray, y: np.ndarray) -> OnnxGame:
+    """instrument() + OnnxGame with the accuracy metric (what a user writes)."""
+    from onnxshap import instrument
+    from onnxshap.games.onnx_game import OnnxGame
+
+    inst = instrument(MODEL, provider="cpu")
+    return OnnxGame(inst, x, y, metric="accuracy")
+
+
+def element_names(game: OnnxGame) -> list[str]:
+    """msapy element names in onnxshap's unit order: "<torch conv module>:<channel>"."""
+    names = []
+    for layer in game.inst.units.layers:
+        module = layer.weight.rsplit(".", 1)[0] if layer.weight else layer.layer
+        if module not in HOOKED:
+            raise RuntimeError(f"unexpected unit layer {layer.layer} (weight {layer.weight})")
+        names += [f"{module}:{c}" for c in range(layer.channels)]
+    return names
+
+
+def run_permutation(
+    x: np.ndarray, y: np.ndarray, n_permutations: int, seed: int
+) -> tuple[ShapleyResult, float, float]:
+    """(b): instrument + game + permutation estimate; (result, end-to-end wall time, setup time)."""
+    from onnxshap import estimate
+
+    t0 = time.perf_counter()
+    game = make_game(x, y)
+    setup = time.perf_counter() - t0
+    res = estimate(game, method="permutation", n_permutations=n_permutations, seed=seed, progress=False)
+    return res, time.perf_counter() - t0, setup
+
+
+def reference(
+    game: OnnxGame, x: np.ndarray, y: np.ndarray, n_permutations: int, use_cache: bool
+) -> tuple[np.ndarray, float, bool]:
+    """Reference values (onnxshap permutation, ``n_permutations``, seed REF_SEED); (values, wall, cached)."""
+    from onnxshap import estimate
+
+    h = hashlib.sha256(MODEL.read_bytes())
+    h.update(np.ascontiguousarray(x).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    path = CACHE / f"vs_msapy_ref_{h.hexdigest()[:12]}_n{len(x)}_p{n_permutations}_s{REF_SEED}.npz"
+    if use_cache and path.is_file():
+        with np.load(path) as z:
+            return z["values"], float(z["wall"]), True
+    t0 = time.perf_counter()
+    res = estimate(game, method="permutation", n_permutations=n_permutations, seed=REF_SEED, progress=False)
+    wall = time.perf_counter() - t0
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, values=res.values, ci_low=res.ci_low, ci_high=res.ci_high, wall=wall)
+    return res.values, wall, False
+
+
+def top(values: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """Indices of the k largest values (ties by index)."""
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def recall(values: np.ndarray, ref_top: np.ndarray) -> float:
+    """Fraction of the reference top-k found in the top-k of ``values``."""
+    return len(set(top(values, len(ref_top)).tolist()) & set(ref_top.tolist())) / len(ref_top)
+
+
+def holds_from(recalls: np.ndarray, level: float = RECALL) -> int | None:
+    """First index from which ``recalls`` stay >= level to the end (None: never)."""
+    bad = np.flatnonzero(recalls < level)
+    start = 0 if len(bad) == 0 else int(bad[-1]) + 1
+    return start if start < len(recalls) else None
+
+
+def running_recalls(marginals: np.ndarray, ref_top: np.ndarray) -> np.ndarray:
+    """Recall of the running mean's top-k after 1, 2, ... rows of a [P, n] marginal table."""
+    means = np.cumsum(marginals, axis=0) / np.arange(1, len(marginals) + 1)[:, None]
+    return np.array([recall(m, ref_top) for m in means])
+
+
+@dataclass
+class Trajectory:
+    """Top-k recall after each round of an estimator run, with its cumulative work time and evaluations."""
+
+    seconds: list[float]
+    evaluations: list[int]
+    permutations: list[int]
+    recalls: list[float]
+    stop: str
+
+    def first_reach(self, level: float = RECALL) -> int | None:
+        """Index of the first round with recall >= level (None: never)."""
+        hits = np.flatnonzero(np.asarray(self.recalls) >= level)
+        return int(hits[0]) if len(hits) else None
+
+    def hold(self, level: float = RECALL) -> int | None:
+        """Index of the round from which the recall stays >= level to the end of the run (None: never)."""
+        return holds_from(np.asarray(self.recalls), level)
+
+
+def walk(est: Any, ref_top: np.ndarray, max_evals: int) -> Trajectory:
+    """Step a sampling estimator (what ``estimate`` does, minus checkpoints and the progress bar).
+
+    After every round record the recall of its top-k against ``ref_top``; stop when the estimator stops
+    on its own ("converged"), at ``max_evals`` ("cap") or once the recall has held >= 0.9 from E
+    evaluations to 3E ("held to 3E", the rule of bench/estimators.py). Seconds count estimator work only.
+    """
+    t = time.perf_counter()
+    est.start()
+    work = time.perf_counter() - t
+    traj = Trajectory([], [], [], [], "cap")
+    while True:
+        reason = est.stop_reason()
+        if reason is not None:
+            traj.stop = reason
+            break
+        if est.evaluations >= max_evals:
+            break
+        hold = traj.hold()
+        if hold is not None and est.evaluations >= 3 * traj.evaluations[hold]:
+            traj.stop = "held to 3E"
+            break
+        t = time.perf_counter()
+        est.step(None)
+        work += time.perf_counter() - t
+        traj.seconds.append(work)
+        traj.evaluations.append(est.evaluations)
+        traj.permutations.append(est.next_perm)
+        traj.recalls.append(recall(est.estimates()[0], ref_top))
+    return traj
+
+
+def run_tmab(game: OnnxGame, ref_top: np.ndarray, seed: int, max_evals: int) -> Trajectory:
+    """(c): onnxshap's tmab (``estimate(game, method="tmab", top_k=10, seed=seed)``), stepped round by round."""
+    from onnxshap.estimators.tmab import TMABEstimator
+
+    return walk(TMABEstimator(game, top_k=TOP_K, seed=seed), ref_top, max_evals)
+
+
+def run_plain(game: OnnxGame, ref_top: np.ndarray, seed: int, max_evals: int) -> Trajectory:
+    """Plain permutation sampling (msapy's estimator) on onnxshap, one permutation per round."""
+    from onnxshap.estimators.permutation import PermutationEstimator
+
+    return walk(PermutationEstimator(game, seed=seed, permutations_per_round=1), ref_top, max_evals)
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+
+
+def agreement(a: MsapyRun, b: ShapleyResult) -> tuple[float, float, float]:
+    """(fraction within the combined 95% interval, Pearson r, Spearman rho) of (a) vs (b)."""
+    half_a = a.halfwidth(0.05)
+    half_b = (b.ci_high - b.ci_low) / 2.0
+    diff = np.abs(a.values - b.values)
+    within = diff <= np.sqrt(np.nan_to_num(half_a) ** 2 + np.nan_to_num(half_b) ** 2) + 1e-12
+    pearson = float(np.corrcoef(a.values, b.values)[0, 1])
+    ranks = [np.argsort(np.argsort(v, kind="stable"), kind="stable") for v in (a.values, b.values)]
+    spearman = float(np.corrcoef(*ranks)[0, 1])
+    return float(within.mean()), pearson, spearman
+
+
+def _fmt_ratio(num: float | None, den: float | None) -> str:
+    return "n/a" if not num or not den else f"{num / den:.1f}x"
+
+
+def _row(label: str, wall: float | None, evals: int | None, ratio: str, note: str = "") -> None:
+    w = "n/a" if wall is None else f"{wall:.2f}"
+    e = "n/a" if evals is None else f"{evals}"
+    per = "n/a" if wall is None or not evals else f"{wall / evals * 1e3:.3f}"
+    print(f"{label:<42} {w:>9} {e:>8} {per:>9} {ratio:>9}  {note}")
+
+
+def missing_dependencies() -> list[str]:
+    """Which of torch / msapy cannot be imported."""
+    return [m for m in ("torch", "msapy") if importlib.util.find_spec(m) is None]
+
+
+def forward_ms(fn: Callable[[], Any], rounds: int = 30) -> float:
+    """Median milliseconds of ``fn()`` after 3 warm-up calls."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
+
+
+@dataclass
+class Race:
+    """Time for one side to reach / hold top-k recall >= 0.9, with how it was obtained."""
+
+    reach_s: float | None
+    reach_evals: int | None
+    hold_s: float | None
+    hold_evals: int | None
+    how: str
+
+
+def msapy_race(a: MsapyRun, game: OnnxGame, ref_top: np.ndarray, seed: int, cap_perms: int) -> Race:
+    """msapy's time to top-k recall >= 0.9: from its own table when it gets there, else extrapolated.
+
+    Measured: the running mean of msapy's per-permutation table (rows in msapy's order) reaches recall
+    >= 0.9 at permutation p (first reach), or holds it from p to P with P >= 3p (hold). Otherwise
+    extrapolated: the permutations plain sampling needs on an onnxshap plain-sampling run (same estimator,
+    another random stream; same stopping rules, up to ``cap_perms``) times msapy's measured seconds per
+    permutation. Evaluations: msapy's n objective calls per permutation.
+    """
+    n_perm, n = a.table.shape
+    per_perm = a.wall / n_perm
+    rec = running_recalls(a.table, ref_top)
+    hits = np.flatnonzero(rec >= RECALL)
+    reach = int(hits[0]) + 1 if len(hits) else None
+    h = holds_from(rec)
+    hold = h + 1 if h is not None and n_perm >= 3 * (h + 1) else None
+    how = []
+    if reach is not None:
+        how.append(f"reach measured at permutation {reach} of {n_perm}")
+    if hold is not None:
+        how.append(f"hold measured from permutation {hold} of {n_perm}")
+    if reach is None or hold is None:
+        plain = run_plain(game, ref_top, seed, cap_perms * (n - 1) + 2)
+        r, hp = plain.first_reach(), plain.hold()
+        if reach is None and r is not None:
+            reach = plain.permutations[r]
+            how.append(f"reach extrapolated: plain sampling reaches it at permutation {reach}")
+        if hold is None and hp is not None and plain.stop != "cap":
+            hold = plain.permutations[hp]
+            how.append(f"hold extrapolated: plain sampling holds it from permutation {hold} (to 3x)")
+        elif hold is None:
+            how.append(f"hold not reached by plain sampling within {cap_perms} permutations")
+    how.append(f"x {per_perm:.3f} s/permutation measured in (a)")
+    return Race(
+        None if reach is None else reach * per_perm,
+        None if reach is None else 1 + reach * n,
+        None if hold is None else hold * per_perm,
+        None if hold is None else 1 + hold * n,
+        "; ".join(how),
+    )
+
+
+def tmab_race(traj: Trajectory, setup_s: float) -> Race:
+    """tmab's time to reach / hold recall >= 0.9 (estimator work plus the instrument + game setup)."""
+    r, h = traj.first_reach(), traj.hold()
+    held = h is not None and traj.stop != "cap"
+    return Race(
+        None if r is None else setup_s + traj.seconds[r],
+        None if r is None else traj.evaluations[r],
+        setup_s + traj.seconds[h] if held and h is not None else None,
+        traj.evaluations[h] if held and h is not None else None,
+        f"measured on one run (stop: {traj.stop} after {traj.permutations[-1]} permutations, "
+        f"{traj.evaluations[-1]} evaluations; final recall {traj.recalls[-1]:.1f}); "
+        f"+ {setup_s:.2f} s instrument + game setup",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--permutations", type=int, default=50, help="P for (a) and (b) (default 50)")
+    parser.add_argument("--batch", type=int, default=128, help="first N test items (default 128)")
+    parser.add_argument("--ref-permutations", type=int, default=2000, help="reference run (default 2000)")
+    parser.add_argument(
+        "--cap-permutations", type=int, default=500, help="length cap of the tmab / plain runs (default 500)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument(
+        "--msapy-parallel", type=int, default=0, metavar="J", help="also time msapy's joblib mode, J workers"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="recompute the reference run")
+    args = parser.parse_args(argv)
+
+    missing = missing_dependencies()
+    if missing:
+        print(f"SKIP bench/vs_msapy.py: {' and '.join(missing)} not installed (pip install -e .[bench])")
+        return 0
+    from importlib.metadata import version
+
+    import onnxruntime as ort
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    with np.load(DATA) as npz:
+        x_all, y_all = npz["x"], npz["y"]
+    x, y = np.ascontiguousarray(x_all[: args.batch]), y_all[: args.batch]
+    p = args.permutations
+
+    model = load_torch_from_onnx()
+    diff = max_logit_diff(model, x_all)
+    if diff > 1e-4:
+        raise SystemExit(f"torch and ONNX Runtime logits differ by {diff:.2e} > 1e-4: not the same network")
+    game = make_game(x, y)  # for names, the reference and (c); (b) builds its own
+    elements = element_names(game)
+    xt = torch.from_numpy(x)
+    with torch.inference_mode():
+        torch_ms = forward_ms(lambda: model(xt))
+    ort_ms = forward_ms(lambda: game.inst.run_original(x))
+    load = os.getloadavg()[0]
+
+    print(f"python bench/vs_msapy.py --permutations {p} --batch {len(x)}")
+    print(
+        f"{MODEL.name}: {len(elements)} conv filters, first {len(x)} test items, P = {p}, seed {args.seed}; "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), msapy {version('msapy')}, "
+        f"onnxruntime {ort.__version__} ({game.inst.provider}, {game.inst.evaluator.info.threads} threads); "
+        f"{platform.machine()}, {os.cpu_count()} cpus, load avg {load:.2f}"
+    )
+    print(
+        f"same network: max |torch - ORT| logit on {len(x_all)} items {diff:.1e}; v(all) {game.v_all:.4f}, "
+        f"v(empty) {game.v_empty:.4f}; one unmasked forward of the batch: torch {torch_ms:.2f} ms, "
+        f"ORT {ort_ms:.2f} ms"
+    )
+    if load > 1.0:
+        print(
+            f"WARNING: load average {load:.2f} on {os.cpu_count()} cpus: other processes distort the timings"
+        )
+    print()
+
+    objective = HookedAccuracy(model, x, y, elements)
+    objective(())  # warm-up
+    a = run_msapy(objective, p, args.seed)
+    a_par = run_msapy(objective, p, args.seed, parallel=args.msapy_parallel) if args.msapy_parallel else None
+    objective.remove()
+    b, b_wall, setup = run_permutation(x, y, p, args.seed)
+
+    ref_values, ref_wall, cached = reference(game, x, y, args.ref_permutations, not args.no_cache)
+    ref_top = top(ref_values)
+    cap_evals = args.cap_permutations * (len(elements) - 1) + 2
+    traj = run_tmab(game, ref_top, args.seed, cap_evals)
+    race_a = msapy_race(a, game, ref_top, args.seed, args.cap_permutations)
+    race_c = tmab_race(traj, setup)
+
+    print(f"{'run':<42} {'wall s':>9} {'evals':>8} {'ms/eval':>9} {'speed-up':>9}  note")
+    _row(f"(a) msapy + torch hooks, P={p}", a.wall, a.calls, "1.0x", f"msa.interface {a.mode}")
+    if a_par is not None:
+        _row(
+            f"(a') msapy + torch hooks, P={p}",
+            a_par.wall,
+            a_par.calls,
+            _fmt_ratio(a.wall, a_par.wall),
+            f"msa.interface {a_par.mode}",
+        )
+    _row(
+        f"(b) onnxshap permutation, P={p}",
+        b_wall,
+        b.evaluations,
+        _fmt_ratio(a.wall, b_wall),
+        f"instrument + game {setup:.2f} s + estimate",
+    )
+    _row(
+        f"(c) onnxshap tmab top-{TOP_K}, to recall >= {RECALL}",
+        race_c.hold_s,
+        race_c.hold_evals,
+        _fmt_ratio(race_a.hold_s, race_c.hold_s),
+        "vs msapy to the same recall (below)",
+    )
+    print()
+
+    within, pearson, spearman = agreement(a, b)
+    print(
+        f"agreement (a) vs (b): {within:.1%} of {len(elements)} filters differ by less than the combined 95% "
+        f"interval; Pearson r {pearson:.4f}, Spearman rho {spearman:.4f}; sums (a) {a.values.sum():.4f}, "
+        f"(b) {b.values.sum():.4f} (v(all) - v(empty) = {game.v_all - game.v_empty:.4f})"
+    )
+    print()
+
+    srt = np.sort(ref_values)[::-1]
+    where = CACHE.relative_to(ROOT)
+    src = f"read from {where}/" if cached else f"computed now in {ref_wall:.0f} s, cached in {where}/"
+    print(
+        f"top-{TOP_K} race, recall >= {RECALL} against a reference: onnxshap permutation, "
+        f"{args.ref_permutations} permutations, seed {REF_SEED} ({src}); reference {TOP_K}th / "
+        f"{TOP_K + 1}th values {srt[TOP_K - 1]:.4f} / {srt[TOP_K]:.4f}"
+    )
+    print(f"{'':<14} {'first reaches':>24} {'holds from (to 3x)':>24}")
+    for label, r in (("msapy (a)", race_a), ("onnxshap tmab", race_c)):
+        cells = [
+            "never" if s is None else f"{s:8.1f} s {e:>7} ev"
+            for s, e in ((r.reach_s, r.reach_evals), (r.hold_s, r.hold_evals))
+        ]
+        print(f"{label:<14} {cells[0]:>24} {cells[1]:>24}")
+    print(
+        f"{'msapy / tmab':<14} {_fmt_ratio(race_a.reach_s, race_c.reach_s):>24} "
+        f"{_fmt_ratio(race_a.hold_s, race_c.hold_s):>24}"
+    )
+    print(f"  msapy: {race_a.how}")
+    print(f"  tmab: {race_c.how}")
+    print()
+
+    ratio_b = a.wall / b_wall
+    ratio_c = None if race_a.hold_s is None or race_c.hold_s is None else race_a.hold_s / race_c.hold_s
+    verdict_c = "n/a" if ratio_c is None else f"{ratio_c:.1f}x {'PASS' if ratio_c >= 30 else 'FAIL'}"
+    print(
+        f"targets: (b) >= 3x faster than (a): {ratio_b:.1f}x {'PASS' if ratio_b >= 3 else 'FAIL'}; "
+        f"(c) >= 30x faster than (a) to the same top-{TOP_K} (holds): {verdict_c}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
