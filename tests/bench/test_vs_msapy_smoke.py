@@ -55,8 +55,25 @@ def test_same_game_and_shapes(data: tuple[np.ndarray, np.ndarray]) -> None:
     assert 0.0 <= within <= 1.0 and np.isfinite(pearson) and np.isfinite(spearman)
 
 
+def test_stepped_tmab_is_estimate(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """The bench steps tmab round by round; its state after each round is what estimate() returns."""
+    from onnxshap import estimate
+    from onnxshap.estimators.tmab import TMABEstimator
+
+    x, y = data
+    game = vm.make_game(x, y)
+    est = TMABEstimator(game, top_k=vm.TOP_K, seed=0, n_permutations=16)
+    ref_top = vm.top(np.arange(80.0))
+    traj = vm.walk(est, ref_top, max_evals=10**6)
+    assert traj.stop in ("n_permutations", "reached") and traj.permutations == [16]
+    res = estimate(game, method="tmab", top_k=vm.TOP_K, seed=0, n_permutations=16, progress=False)
+    assert res.evaluations == traj.evaluations[-1]
+    np.testing.assert_array_equal(res.values, est.estimates()[0])
+
+
 def test_recall_helpers() -> None:
     ref_top = vm.top(np.arange(20.0))
     assert vm.recall(np.arange(20.0), ref_top) == 1.0
-    assert vm.holds_from(np.array([0.5, 1.0, 0.8, 0.9, 1.0])) == 3
-    assert vm.holds_from(np.array([1.0, 0.5])) is None
+    assert vm.recall(np.arange(20.0)[::-1], ref_top) == 0.0
+    marginals = np.tile(np.arange(20.0), (3, 1))
+    np.testing.assert_array_equal(vm.running_recalls(marginals, ref_top), [1.0, 1.0, 1.0])
