@@ -71,32 +71,13 @@ if TYPE_CHECKING:
 
 
 def make_torch_cnn() -> torch.nn.Module:
-    """The DigitsCNN of models/build_fixtures.py (untrained)."""
-    from torch import nn
+    """The DigitsCNN of models/build_fixtures.py (untrained), the class the fixture was trained with."""
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from models.build_fixtures import _torch_architectures
 
-    class DigitsCNN(nn.Module):
-        """Plain CNN with a two-layer dense head."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-            self.relu1 = nn.ReLU()
-            self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-            self.relu2 = nn.ReLU()
-            self.pool = nn.MaxPool2d(2)
-            self.conv3 = nn.Conv2d(32, 32, 3, padding=1)
-            self.relu3 = nn.ReLU()
-            self.flatten = nn.Flatten()
-            self.fc1 = nn.Linear(32 * 4 * 4, 64)
-            self.relu4 = nn.ReLU()
-            self.fc2 = nn.Linear(64, 10)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
-            x = self.flatten(self.relu3(self.conv3(x)))
-            return self.fc2(self.relu4(self.fc1(x)))
-
-    return DigitsCNN()
+    return _torch_architectures()["digits_cnn_torch"]()
 
 
 def load_torch_from_onnx(path: Path = MODEL) -> torch.nn.Module:
