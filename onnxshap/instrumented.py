@@ -13,6 +13,7 @@ from onnxshap.errors import DataError, ModelError
 from onnxshap.graph import LoadedModel, UnitTable, instrument_model, load_model, save_model, sha256_of
 from onnxshap.graph.units import units_path_for
 from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_session
+from onnxshap.runtime.fast_path import FastPath
 from onnxshap.runtime.session import SessionInfo, make_session
 
 
@@ -27,6 +28,7 @@ class Instrumented:
         provider: str = "auto",
         threads: int | None = None,
         optimize: bool = True,
+        provider_options: dict[str, str] | None = None,
     ):
         self.model = model
         self.units = units
@@ -34,7 +36,9 @@ class Instrumented:
         self.provider_request = provider
         self.threads = threads
         self.optimize = optimize
+        self.provider_options = dict(provider_options or {})
         self._evaluator: MaskedEvaluator | None = None
+        self._fast_paths: dict[tuple, FastPath] = {}
         self._original: SessionInfo | None = None
 
     @property
@@ -63,13 +67,29 @@ class Instrumented:
 
     def _session(self, model: onnx.ModelProto) -> SessionInfo:
         ext = self.source.base_dir if self.source.has_external_data else None
-        return make_session(model, self.provider_request, self.threads, self.optimize, external_data_dir=ext)
+        return make_session(
+            model,
+            self.provider_request,
+            self.threads,
+            self.optimize,
+            external_data_dir=ext,
+            provider_options=self.provider_options,
+        )
 
     @property
     def evaluator(self) -> MaskedEvaluator:
         if self._evaluator is None:
             self._evaluator = MaskedEvaluator(self._session(self.model), self.units)
         return self._evaluator
+
+    def fast_path(
+        self, output: str, reduction: str | None = None, cut: bool = True, stack: int | None = None
+    ) -> FastPath:
+        """The coalition loop's fast path for one output (made once per argument set; see FastPath)."""
+        key = (output, reduction, cut, stack)
+        if key not in self._fast_paths:
+            self._fast_paths[key] = FastPath(self, output, reduction=reduction, cut=cut, stack=stack)
+        return self._fast_paths[key]
 
     @property
     def provider(self) -> str:
@@ -112,20 +132,34 @@ def instrument(
     threads: int | None = None,
     optimize: bool = True,
     exclude: str | None = None,
+    provider_options: dict[str, str] | None = None,
 ) -> Instrumented:
     """Instrument an ONNX model file: one mask input per unit layer (see `onnxshap.graph`).
 
     units: "conv" or "conv,dense"; placement: "after-chain" or "after-conv"; provider: auto|cpu|cuda;
-    exclude: regular expression of layer names to leave out (e.g. a fixed STFT filter bank).
+    exclude: regular expression of layer names to leave out (e.g. a fixed STFT filter bank);
+    provider_options: CUDA EP options overriding onnxshap's defaults (see `onnxshap.runtime.providers`).
     """
     loaded = load_model(model)
     proto, table = instrument_model(loaded, units=units, placement=placement, exclude=exclude)
     table.model_sha256 = sha256_of(loaded.path)
-    return Instrumented(proto, table, loaded, provider=provider, threads=threads, optimize=optimize)
+    return Instrumented(
+        proto,
+        table,
+        loaded,
+        provider=provider,
+        threads=threads,
+        optimize=optimize,
+        provider_options=provider_options,
+    )
 
 
 def load_instrumented(
-    path: str | os.PathLike, provider: str = "auto", threads: int | None = None, optimize: bool = True
+    path: str | os.PathLike,
+    provider: str = "auto",
+    threads: int | None = None,
+    optimize: bool = True,
+    provider_options: dict[str, str] | None = None,
 ) -> Instrumented:
     """Re-open a model written by `Instrumented.save` (its `.units.json` must sit next to it)."""
     loaded = load_model(path)
@@ -133,4 +167,12 @@ def load_instrumented(
     if not table_path.is_file():
         raise ModelError(f"unit table {table_path.name} not found next to {loaded.path.name}")
     table = UnitTable.load(table_path)
-    return Instrumented(loaded.proto, table, loaded, provider=provider, threads=threads, optimize=optimize)
+    return Instrumented(
+        loaded.proto,
+        table,
+        loaded,
+        provider=provider,
+        threads=threads,
+        optimize=optimize,
+        provider_options=provider_options,
+    )

@@ -19,6 +19,11 @@ class OnnxGame(Game):
     `inst` is an `onnxshap.Instrumented`; `inputs` one array (single-input models) or {name: array};
     `metric` a Metric or its name (see `onnxshap.metrics.get_metric`); `output` the model output the metric
     reads (default: the first). `subgame(rng, size)` values the same game on `size` random items.
+
+    `fast` (default) evaluates through `inst.fast_path`: the graph prefix before the first mask runs once
+    per data batch, the batch stays bound on the device, the metric's reduction (predicted classes, mean
+    over items) runs inside the graph, and coalitions are stacked when that is faster and bit-identical
+    (`stack`: a fixed number per run instead). `fast=False` runs the whole instrumented model per call.
     """
 
     def __init__(
@@ -30,7 +35,9 @@ class OnnxGame(Game):
         metric: Metric | str = "accuracy",
         output: str | None = None,
         batch_size: int | None = None,
-        _prepared: bool = False,
+        fast: bool = True,
+        stack: int | None = None,
+        _item_shape: tuple[int, ...] | None = None,
     ):
         self.inst = inst
         self.inputs = inst.bind(inputs)
@@ -47,9 +54,14 @@ class OnnxGame(Game):
         self.output = output or outputs[0]
         if self.output not in outputs:
             raise DataError(f"the model has no output {self.output!r} (outputs: {', '.join(outputs)})")
-        if not _prepared:
+        self.fast = fast
+        self.stack = stack
+        self._bound = None
+        if _item_shape is None:
             reference = self._outputs(np.ones((1, inst.n_units), bool))[0]
             self.metric.prepare(reference, self.labels, self.groups)
+            _item_shape = tuple(reference.shape[1:])
+        self.item_shape = tuple(_item_shape)
         per_coalition = self._per_coalition_bytes()
         auto_batch = int(np.clip(OUTPUT_BYTES_PER_CALL // max(per_coalition, 1), 1, 256))
         super().__init__(
@@ -75,8 +87,31 @@ class OnnxGame(Game):
             )
         return out
 
+    def reduction(self) -> str | None:
+        """The metric's reduction when it can run inside the graph for this output, else None."""
+        kind = self.metric.reduction
+        if kind == "argmax":
+            # Class scores [N, K] or [N, K, 1, ...] only (what the metric's own argmax accepts).
+            if not self.item_shape or int(np.prod(self.item_shape[1:], dtype=np.int64)) != 1:
+                return None
+        return kind if kind in ("argmax", "mean-items") else None
+
+    def fast_path(self):
+        """The instrumented model's fast path this game evaluates through."""
+        return self.inst.fast_path(self.output, self.reduction(), stack=self.stack)
+
     def _evaluate(self, coalitions: np.ndarray) -> np.ndarray:
-        return self.metric(self._outputs(coalitions), self.labels, self.groups)
+        if not self.fast:
+            return self.metric(self._outputs(coalitions), self.labels, self.groups)
+        if self._bound is None:
+            self._bound = self.fast_path().bind(self.inputs)
+        out = self._bound.evaluate(coalitions)
+        kind = self.reduction()
+        if kind is None:
+            return self.metric(out, self.labels, self.groups)
+        if kind == "mean-items":
+            out = out.reshape(len(out), *self.item_shape)
+        return self.metric.from_reduced(out, self.labels, self.groups)
 
     def with_data(
         self,
@@ -86,7 +121,15 @@ class OnnxGame(Game):
     ) -> OnnxGame:
         """The same model and (already prepared) metric on other items, e.g. the held-out split."""
         return OnnxGame(
-            self.inst, inputs, labels, groups, metric=self.metric, output=self.output, _prepared=True
+            self.inst,
+            inputs,
+            labels,
+            groups,
+            metric=self.metric,
+            output=self.output,
+            fast=self.fast,
+            stack=self.stack,
+            _item_shape=self.item_shape,
         )
 
     def subgame(self, rng: np.random.Generator, size: int | None) -> OnnxGame:
@@ -102,5 +145,7 @@ class OnnxGame(Game):
             metric=self.metric,
             output=self.output,
             batch_size=self.batch_size,
-            _prepared=True,
+            fast=self.fast,
+            stack=self.stack,
+            _item_shape=self.item_shape,
         )

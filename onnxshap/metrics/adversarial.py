@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxshap.metrics.base import Metric, check_label_range, class_scores
+from onnxshap.metrics.base import Metric, check_label_range, class_scores, predicted_classes
 
 
 class AttackSuccess(Metric):
@@ -13,6 +13,7 @@ class AttackSuccess(Metric):
     with a large value are the ones the attack exploits; removing them lowers the success rate."""
 
     name = "adversarial"
+    reduction = "argmax"
     value_range = 1.0
 
     def __init__(self, targets: np.ndarray | None = None):
@@ -24,7 +25,7 @@ class AttackSuccess(Metric):
         self.chance = 1.0 / classes if self.targets is not None else 1.0 - 1.0 / classes
 
     def __call__(self, outputs, labels, groups):
-        pred = class_scores(outputs).argmax(-1)
+        pred = predicted_classes(outputs)
         if self.targets is not None:
             return (pred == self.targets[None, :]).mean(axis=1)
         return (pred != self.check_labels(labels)[None, :]).mean(axis=1)

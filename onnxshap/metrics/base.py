@@ -23,6 +23,9 @@ class Metric(ABC):
     chance: float | None = None
     value_shape: tuple[int, ...] = ()
     needs_labels: bool = True
+    # What the metric reads of the outputs, so a game may compute it inside the graph and copy out only
+    # that: "argmax" (predicted classes [m, N]) or "mean-items" (the mean over items [m, *item shape]).
+    reduction: str | None = None
 
     def prepare(self, reference: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None) -> None:
         """Fix anything the metric learns from the full model's outputs [N, ...] (called once per game)."""
@@ -33,6 +36,12 @@ class Metric(ABC):
         self, outputs: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None
     ) -> np.ndarray:
         """Values for each coalition: outputs [m, N, ...] -> [m, *value_shape]."""
+
+    def from_reduced(
+        self, reduced: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None
+    ) -> np.ndarray:
+        """Values from outputs already reduced by `reduction` (argmax metrics accept classes directly)."""
+        return self(reduced, labels, groups)
 
     def describe(self) -> str:
         """One line for logs and reports."""
@@ -57,6 +66,13 @@ def class_scores(outputs: np.ndarray) -> np.ndarray:
             "(choose another output or metric)"
         )
     return outputs.reshape(outputs.shape[0], outputs.shape[1], outputs.shape[2])
+
+
+def predicted_classes(outputs: np.ndarray) -> np.ndarray:
+    """Predicted classes [m, N] from scores [m, N, K, ...], or from classes already taken in the graph."""
+    if np.issubdtype(outputs.dtype, np.integer):
+        return outputs.reshape(outputs.shape[0], outputs.shape[1])
+    return class_scores(outputs).argmax(-1)
 
 
 def check_label_range(labels: np.ndarray, num_classes: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxshap.errors import DataError
-from onnxshap.metrics.base import Metric, check_label_range, class_scores
+from onnxshap.metrics.base import Metric, check_label_range, class_scores, predicted_classes
 
 MIN_PROBABILITY = 1e-4  # log-probabilities are clipped here so the loss game has a finite range
 
@@ -27,6 +27,7 @@ class Accuracy(Metric):
     """Top-1 accuracy (the value game of Neuron Shapley's main experiments)."""
 
     name = "accuracy"
+    reduction = "argmax"
 
     def __init__(self, num_classes: int | None = None):
         self.num_classes = num_classes
@@ -40,7 +41,7 @@ class Accuracy(Metric):
 
     def __call__(self, outputs, labels, groups):
         y = self.check_labels(labels)
-        return (class_scores(outputs).argmax(-1) == y[None, :]).mean(axis=1)
+        return (predicted_classes(outputs) == y[None, :]).mean(axis=1)
 
 
 class LogProbability(Metric):
@@ -95,6 +96,8 @@ class TrueLogit(Metric):
 class OneVsRest(Metric):
     """One-vs-rest accuracy for class c: an item is right when (predicted == c) equals (label == c)."""
 
+    reduction = "argmax"
+
     def __init__(self, target: int):
         self.target = int(target)
         self.name = f"class:{self.target}"
@@ -110,5 +113,5 @@ class OneVsRest(Metric):
 
     def __call__(self, outputs, labels, groups):
         y = self.check_labels(labels)
-        pred = class_scores(outputs).argmax(-1) == self.target
+        pred = predicted_classes(outputs) == self.target
         return (pred == (y[None, :] == self.target)).mean(axis=1)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from onnxshap.errors import DataError
-from onnxshap.metrics.base import Metric, check_label_range, class_scores
+from onnxshap.metrics.base import Metric, check_label_range, class_scores, predicted_classes
 
 
 def group_accuracies(outputs: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
     """Accuracy per group for each coalition: {group: [m]}."""
-    correct = class_scores(outputs).argmax(-1) == labels[None, :]
+    correct = predicted_classes(outputs) == labels[None, :]
     return {str(g): correct[:, groups == g].mean(axis=1) for g in np.unique(groups)}
 
 
@@ -33,6 +33,7 @@ class GroupGap(Metric):
     """
 
     name = "fairness"
+    reduction = "argmax"
     value_range = 1.0
     chance = 0.0
 
@@ -55,7 +56,7 @@ class GroupGap(Metric):
     def __call__(self, outputs, labels, groups):
         y = self.check_labels(labels)
         groups = np.asarray(_check_groups(groups, self.name)).astype(str)
-        correct = class_scores(outputs).argmax(-1) == y[None, :]
+        correct = predicted_classes(outputs) == y[None, :]
         hi, lo = groups == self.advantaged, groups == self.disadvantaged
         # A data batch may miss a group entirely: its accuracy is then undefined; count it as 0 gap there.
         acc_hi = correct[:, hi].mean(axis=1) if hi.any() else np.zeros(len(correct))
@@ -70,6 +71,7 @@ class GroupAccuracy(Metric):
     """Top-1 accuracy on one group's items."""
 
     value_range = 1.0
+    reduction = "argmax"
 
     def __init__(self, group: str):
         self.group = str(group)
@@ -88,4 +90,4 @@ class GroupAccuracy(Metric):
         mask = np.asarray(_check_groups(groups, self.name)).astype(str) == self.group
         if not mask.any():
             return np.full(len(outputs), np.nan)
-        return (class_scores(outputs[:, mask]).argmax(-1) == y[None, mask]).mean(axis=1)
+        return (predicted_classes(outputs)[:, mask] == y[None, mask]).mean(axis=1)

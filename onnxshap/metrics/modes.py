@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from onnxshap.errors import DataError
-from onnxshap.metrics.base import Metric, check_label_range, class_scores
+from onnxshap.metrics.base import Metric, check_label_range, class_scores, predicted_classes
 
 
 class PerClassAccuracy(Metric):
     """Accuracy (recall) of each class: a vector [K] per coalition."""
 
     name = "per-class"
+    reduction = "argmax"
     value_range = 1.0
 
     def prepare(self, reference, labels, groups) -> None:
@@ -24,7 +25,7 @@ class PerClassAccuracy(Metric):
 
     def __call__(self, outputs, labels, groups):
         y = self.check_labels(labels)
-        correct = class_scores(outputs).argmax(-1) == y[None, :]
+        correct = predicted_classes(outputs) == y[None, :]
         out = np.zeros((len(outputs), self.classes))
         for c in range(self.classes):
             sel = y == c
@@ -39,12 +40,16 @@ class MeanOutput(Metric):
     name = "mean-output"
     value_range = None
     needs_labels = False
+    reduction = "mean-items"
 
     def prepare(self, reference, labels, groups) -> None:
         self.value_shape = tuple(reference.shape[1:])
 
     def __call__(self, outputs, labels, groups):
         return outputs.astype(np.float64).mean(axis=1)
+
+    def from_reduced(self, reduced, labels, groups):
+        return reduced.astype(np.float64)
 
 
 def adaptive_pool(maps: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -72,6 +77,7 @@ class PooledOutputMap(Metric):
 
     value_range = None
     needs_labels = False
+    reduction = "mean-items"
 
     def __init__(self, size: tuple[int, ...]):
         self.size = tuple(int(s) for s in size)
@@ -89,3 +95,6 @@ class PooledOutputMap(Metric):
     def __call__(self, outputs, labels, groups):
         mean = outputs.astype(np.float64).mean(axis=1)
         return adaptive_pool(mean, self.size)
+
+    def from_reduced(self, reduced, labels, groups):
+        return adaptive_pool(reduced.astype(np.float64), self.size)

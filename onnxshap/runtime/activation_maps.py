@@ -53,7 +53,14 @@ def activation_maps(
     layers = list({layer.layer: layer for layer in wanted.values()}.values())
     model = _with_outputs(inst.model, layers)
     ext = inst.source.base_dir if inst.source.has_external_data else None
-    session = make_session(model, inst.provider_request, inst.threads, True, external_data_dir=ext).session
+    session = make_session(
+        model,
+        inst.provider_request,
+        inst.threads,
+        True,
+        external_data_dir=ext,
+        provider_options=inst.provider_options,
+    ).session
     masks = {layer.mask_input for layer in inst.units.layers}
     feeds = prepare_inputs(session, inst.bind(inputs), masks)
     n = len(next(iter(feeds.values())))

@@ -29,7 +29,14 @@ def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch:
 
     model, layers = activation_model(inst)
     ext = inst.source.base_dir if inst.source.has_external_data else None
-    session = make_session(model, inst.provider_request, inst.threads, True, external_data_dir=ext).session
+    session = make_session(
+        model,
+        inst.provider_request,
+        inst.threads,
+        True,
+        external_data_dir=ext,
+        provider_options=inst.provider_options,
+    ).session
     masks = {layer.mask_input for layer in inst.units.layers}
     feeds = prepare_inputs(session, inputs, masks)
     n = len(next(iter(feeds.values())))

@@ -19,6 +19,7 @@ class SessionInfo:
     session: object
     provider: str  # "cpu" or "cuda": what ORT really uses
     threads: int
+    cuda_graph: bool = False  # CUDA graph capture is on: inputs and outputs must keep their addresses
 
 
 def make_session(
@@ -27,13 +28,15 @@ def make_session(
     threads: int | None = None,
     optimize: bool = True,
     external_data_dir: str | os.PathLike | None = None,
+    provider_options: dict[str, str] | None = None,
 ) -> SessionInfo:
     """An InferenceSession on the chosen provider; `optimize=False` disables graph optimisations.
 
-    `external_data_dir` is the folder external-data locations are relative to, for in-memory models.
+    `external_data_dir` is the folder external-data locations are relative to, for in-memory models;
+    `provider_options` override the CUDA EP defaults (see `onnxshap.runtime.providers.CUDA_DEFAULTS`).
     """
     ort = import_ort()
-    choice = resolve_provider(provider)
+    choice = resolve_provider(provider, provider_options)
     opts = ort.SessionOptions()
     n_threads = threads or physical_cores()
     opts.intra_op_num_threads = n_threads
@@ -47,10 +50,15 @@ def make_session(
         )
     source = str(model) if isinstance(model, str | os.PathLike) else model.SerializeToString()
     try:
-        session = ort.InferenceSession(source, sess_options=opts, providers=list(choice.providers))
+        session = ort.InferenceSession(source, sess_options=opts, providers=choice.ort_providers())
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = Path(model).name if isinstance(model, str | os.PathLike) else "model"
         raise ModelError(f"ONNX Runtime cannot load {where}: {first}") from None
     running = check_active(choice, session.get_providers())
-    return SessionInfo(session=session, provider=running, threads=n_threads)
+    return SessionInfo(
+        session=session,
+        provider=running,
+        threads=n_threads,
+        cuda_graph=running == "cuda" and choice.cuda_graph,
+    )

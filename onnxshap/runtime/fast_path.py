@@ -1,0 +1,254 @@
+"""The coalition loop's fast path: everything that does not change between coalitions is done once.
+
+For one model output (and optionally a reduction of it):
+
+* the graph is cut at the earliest masked layer (:mod:`onnxshap.graph.cut`) and trimmed to that output;
+  the prefix runs once per data batch, coalitions run on the suffix only;
+* the data batch (the prefix's outputs) lives on the device as OrtValues bound once through IOBinding;
+  between runs only the mask values change, written in place into mask buffers bound once, and the
+  output goes to a buffer bound once (fixed addresses: what CUDA graphs need);
+* the output can be reduced inside the graph (:mod:`onnxshap.graph.reduction`), so a run returns e.g.
+  the predicted classes instead of the logits;
+* coalitions are stacked along the batch when that is faster and gives bit-identical outputs, sized
+  automatically by timing the first coalitions (:meth:`BoundBatch.evaluate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from onnxshap.errors import DataError
+from onnxshap.graph.cut import GraphCut, cut_before_masks, keep_outputs
+from onnxshap.graph.reduction import REDUCE_SHAPE_INPUT, append_reduction
+from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_session
+from onnxshap.runtime.providers import import_ort
+
+log = logging.getLogger(__name__)
+
+STACK_CANDIDATES = (1, 2, 4, 8, 16)
+TUNE_MAX_RUN_SECONDS = 0.02  # runs slower than this already fill the device: stacking cannot pay
+STACK_MAX_BYTES = 256 << 20  # cap on a stacked copy of the bound batch
+STACK_GAIN = 0.9  # a stack must be at least 10% faster per coalition than single runs to be chosen
+
+
+@dataclass
+class FastPathInfo:
+    """What the fast path does for a game (reported in run metadata and by benchmarks)."""
+
+    cut: bool
+    prefix_ops: int
+    reduction: str | None
+    stack: int | None  # None until tuned
+
+
+def _ort_failure(exc: Exception) -> None:
+    if type(exc).__module__.startswith("onnxruntime"):
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"ONNX Runtime failed on these inputs: {text}") from None
+    raise exc
+
+
+class FastPath:
+    """Sessions for the suffix (and prefix) of an instrumented model, for one output and reduction.
+
+    `stack`: coalitions per run, or None to size it automatically per data batch size.
+    """
+
+    def __init__(
+        self, inst, output: str, reduction: str | None = None, cut: bool = True, stack: int | None = None
+    ):
+        self.inst = inst
+        self.output = output
+        self.reduction = reduction
+        self.stack = stack
+        masks = {layer.mask_input for layer in inst.units.layers}
+        graph_cut: GraphCut | None = cut_before_masks(inst.model, masks, outputs=[output]) if cut else None
+        suffix = graph_cut.suffix if graph_cut is not None else keep_outputs(inst.model, [output])
+        self.out_names = [output]
+        if reduction is not None:
+            suffix, self.out_names = append_reduction(suffix, output, reduction)
+        self.cut = graph_cut
+        self.prefix_session = inst._session(graph_cut.prefix).session if graph_cut is not None else None
+        info = inst._session(suffix)
+        self.evaluator = MaskedEvaluator(info, inst.units)
+        self.session = info.session
+        self.device = "cuda" if info.provider == "cuda" else "cpu"
+        self.cuda_graph = info.cuda_graph
+        self._tuned: dict[int, int] = {}  # items per batch -> chosen stack
+
+    def describe(self) -> FastPathInfo:
+        """What this fast path does."""
+        tuned = sorted(set(self._tuned.values()))
+        return FastPathInfo(
+            cut=self.cut is not None,
+            prefix_ops=len(self.cut.prefix_ops) if self.cut is not None else 0,
+            reduction=self.reduction,
+            stack=self.stack if self.stack is not None else (tuned[0] if len(tuned) == 1 else None),
+        )
+
+    def bind(self, inputs: Mapping[str, np.ndarray]) -> BoundBatch:
+        """Run the prefix on a data batch and bind the result: the game's evaluations start from here."""
+        full = prepare_inputs(
+            self.inst.evaluator.session, inputs, {la.mask_input for la in self.inst.units.layers}
+        )
+        if self.cut is None:
+            names = [m.name for m in self.session.get_inputs() if m.name in full]
+            feeds = {n: full[n] for n in names}
+        else:
+            pre_feeds = {n: full[n] for n in self.cut.prefix_inputs}
+            values = run_session(self.prefix_session, self.cut.frontier, pre_feeds)
+            feeds = dict(zip(self.cut.frontier, values, strict=True))
+            feeds.update({n: full[n] for n in self.cut.passthrough})
+        n_items = len(next(iter(full.values())))
+        return BoundBatch(self, feeds, n_items)
+
+
+class BoundBatch:
+    """One data batch bound to the device; evaluates coalitions of units on it."""
+
+    def __init__(self, path: FastPath, feeds: dict[str, np.ndarray], n_items: int):
+        self.path = path
+        self.feeds = feeds
+        self.n_items = n_items
+        self._bindings: dict[int, tuple] = {}
+
+    # -- binding -----------------------------------------------------------------------------
+    def _binding(self, k: int):
+        """(io_binding, mask buffers, output buffer or None) for stacks of k coalitions, made once."""
+        if k in self._bindings:
+            return self._bindings[k]
+        ort = import_ort()
+        path = self.path
+        binding = path.session.io_binding()
+        for name, arr in self.feeds.items():
+            data = np.ascontiguousarray(np.concatenate([arr] * k, axis=0) if k > 1 else arr)
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(data, path.device, 0))
+        masks = path.evaluator.masks_for(np.ones((k, path.inst.n_units), bool), repeat=self._repeat(k))
+        buffers = {}
+        for name, arr in masks.items():
+            buffers[name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), path.device, 0)
+            binding.bind_ortvalue_input(name, buffers[name])
+        if path.reduction == "mean-items":
+            shape = np.array([k, self.n_items, -1], np.int64)
+            buffers[REDUCE_SHAPE_INPUT] = ort.OrtValue.ortvalue_from_numpy(shape, path.device, 0)
+            binding.bind_ortvalue_input(REDUCE_SHAPE_INPUT, buffers[REDUCE_SHAPE_INPUT])
+        entry = [binding, buffers, None]
+        self._bindings[k] = entry  # type: ignore[assignment]
+        return entry
+
+    def _repeat(self, k: int) -> int:
+        return 1 if k == 1 else self.n_items
+
+    def _run(self, block: np.ndarray) -> list[np.ndarray]:
+        """Outputs of one run over a stack of coalitions, one array per coalition."""
+        path = self.path
+        k = len(block)
+        entry = self._binding(k)
+        binding, buffers, out = entry
+        for name, arr in path.evaluator.masks_for(block, repeat=self._repeat(k)).items():
+            buffers[name].update_inplace(np.ascontiguousarray(arr))
+        if out is None:
+            for name in path.out_names:
+                binding.bind_output(name, path.device)
+        try:
+            path.session.run_with_iobinding(binding)
+        except Exception as exc:
+            _ort_failure(exc)
+        results = binding.get_outputs()
+        if out is None:
+            # Keep the output buffers bound from now on: their shapes do not change between coalitions.
+            for name, value in zip(path.out_names, results, strict=True):
+                binding.bind_ortvalue_output(name, value)
+            entry[2] = results
+        arr = np.array(results[0].numpy(), copy=True)  # the buffer is overwritten by the next run
+        finite = (
+            np.isfinite(results[1].numpy()).all()
+            if len(results) > 1
+            else (not np.issubdtype(arr.dtype, np.floating) or np.isfinite(arr).all())
+        )
+        if not finite:
+            self._non_finite(block)
+        if path.reduction == "mean-items":  # [k, M]: one row per coalition
+            return list(arr)
+        return [arr] if k == 1 else np.split(arr, k, axis=0)
+
+    def _non_finite(self, block: np.ndarray) -> None:
+        kept = int(block[0].sum()) if len(block) == 1 else None
+        if kept is None:  # find the coalition of the stack that produced it
+            for row in block:
+                self._run(row[None])
+        raise DataError(
+            f"the model output {self.path.output!r} has NaN/inf values with {kept} of "
+            f"{self.path.inst.n_units} units kept; check the inputs' scale and the model"
+        )
+
+    # -- stacking ----------------------------------------------------------------------------
+    def _stack_candidates(self) -> list[int]:
+        ev = self.path.evaluator
+        if not ev.can_stack:
+            return [1]
+        per_copy = sum(a.nbytes for a in self.feeds.values())
+        return [k for k in STACK_CANDIDATES if k == 1 or k * per_copy <= STACK_MAX_BYTES]
+
+    def _tune(self, coalitions: np.ndarray) -> tuple[int, list[np.ndarray]]:
+        """Pick the stack size on the first coalitions (their outputs are kept, nothing is wasted)."""
+        cands = self._stack_candidates()
+        sample = coalitions[: max(cands)]
+        start = time.perf_counter()
+        ref = [self._run(sample[i : i + 1])[0] for i in range(len(sample))]
+        single = (time.perf_counter() - start) / len(sample)
+        if len(cands) == 1 or single > TUNE_MAX_RUN_SECONDS or len(sample) < 2:
+            return 1, ref
+        best, best_time = 1, single
+        start = time.perf_counter()
+        for i in range(len(sample)):  # single runs again, timed warm, for a fair comparison
+            self._run(sample[i : i + 1])
+        best_time = single = min(single, (time.perf_counter() - start) / len(sample))
+        for k in cands[1:]:
+            if k > len(sample):
+                break
+            outs: list[np.ndarray] = []
+            self._run(sample[:k])  # warm-up: first run of a new shape allocates
+            start = time.perf_counter()
+            for i in range(0, len(sample) - len(sample) % k, k):
+                outs.extend(self._run(sample[i : i + k]))
+            per = (time.perf_counter() - start) / len(outs)
+            identical = all(np.array_equal(a, b) for a, b in zip(outs, ref, strict=False))
+            log.debug(
+                "stack %d: %.3g ms per coalition (single %.3g), identical=%s",
+                k,
+                per * 1e3,
+                single * 1e3,
+                identical,
+            )
+            if identical and per < best_time and per < STACK_GAIN * single:
+                best, best_time = k, per
+        return best, ref
+
+    def evaluate(self, coalitions: np.ndarray) -> np.ndarray:
+        """Outputs (reduced when asked) for each coalition: bool [m, n_units] -> [m, ...]."""
+        c = self.path.evaluator.check_coalitions(coalitions)
+        path = self.path
+        stack = path.stack
+        parts: list[np.ndarray] = []
+        if stack is None:
+            stack = path._tuned.get(self.n_items)
+            if stack is None and len(c) >= 2:
+                stack, parts = self._tune(c)
+                path._tuned[self.n_items] = stack
+            stack = stack or 1
+        elif stack > 1 and not path.evaluator.can_stack:
+            raise DataError(f"stacking coalitions is not possible: {path.evaluator.stack_blocker}")
+        for start in range(len(parts), len(c), stack):
+            parts.extend(self._run(c[start : start + stack]))
+        shapes = {p.shape for p in parts}
+        if len(shapes) > 1:
+            raise DataError(
+                f"output {path.output!r} changes shape between coalitions; read a fixed-shape output"
+            )
+        return np.stack(parts)
