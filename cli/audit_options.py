@@ -58,6 +58,27 @@ def audit_options(fn):
         exclude_option,
         click.option("--provider", default="auto", show_default=True, help="auto | cpu | cuda"),
         click.option(
+            "--provider-option",
+            "provider_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="CUDA execution provider option (repeatable), e.g. enable_cuda_graph=1, "
+            "cudnn_conv_algo_search=HEURISTIC; defaults in onnxshap.runtime.providers.CUDA_DEFAULTS.",
+        ),
+        click.option(
+            "--fast-path/--no-fast-path",
+            default=True,
+            show_default=True,
+            help="Run the layers before the first mask once per data batch, keep the batch bound, reduce "
+            "the output in the graph (off: the whole instrumented model per evaluation).",
+        ),
+        click.option(
+            "--stack",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Coalitions per ONNX Runtime run, stacked along the batch (default: sized automatically).",
+        ),
+        click.option(
             "--output", "output_name", default=None, help="Model output the metric reads (default: first)."
         ),
         click.option("--size", default=None, help="Image folders: HxW to resize to."),
@@ -102,6 +123,7 @@ def audit_options(fn):
 def config_from_options(model: Path, out: Path, resume: bool, **opts):
     """AuditConfig from the click options."""
     from onnxshap.audit import AuditConfig
+    from onnxshap.runtime.providers import parse_provider_options
 
     preprocess = {k: opts.pop(k) for k in ("size", "resize", "scale", "mean", "std", "channels", "layout")}
     return AuditConfig(
@@ -122,6 +144,9 @@ def config_from_options(model: Path, out: Path, resume: bool, **opts):
         placement=opts["placement"],
         exclude=opts["exclude"],
         provider=opts["provider"],
+        provider_options=parse_provider_options(list(opts["provider_options"])),
+        fast_path=opts["fast_path"],
+        stack=opts["stack"],
         output=opts["output_name"],
         preprocess={k: v for k, v in preprocess.items() if v is not None},
         spec=opts["spec"],

@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_all_packages_declared():
     declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {
-        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "onnxshap").rglob("__init__.py")
-    } | {"onnxshap_cli"}
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "onnxshap").rglob("__init__.py")} | {
+        "onnxshap_cli"
+    }
     assert found <= declared, f"add to pyproject [tool.setuptools] packages: {sorted(found - declared)}"
 
 

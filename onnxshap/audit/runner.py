@@ -38,6 +38,9 @@ class AuditConfig:
     placement: str = "after-chain"
     exclude: str | None = None
     provider: str = "auto"
+    provider_options: dict[str, str] = field(default_factory=dict)  # CUDA EP options (KEY: VALUE)
+    fast_path: bool = True  # graph cut, bound batch, in-graph reduction (onnxshap.runtime.fast_path)
+    stack: int | None = None  # coalitions per run; None: sized automatically
     output: str | None = None
     preprocess: dict[str, Any] = field(default_factory=dict)  # spec overrides for image folders
     spec: Path | None = None
@@ -108,7 +111,14 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
             if held_out is not None:
                 held_out, _ = adversarial_dataset(inst, held_out, **kw)
     game = OnnxGame(
-        inst, valuation.inputs, valuation.labels, valuation.groups, metric=cfg.metric, output=cfg.output
+        inst,
+        valuation.inputs,
+        valuation.labels,
+        valuation.groups,
+        metric=cfg.metric,
+        output=cfg.output,
+        fast=cfg.fast_path,
+        stack=cfg.stack,
     )
     check = (
         game.with_data(held_out.inputs, held_out.labels, held_out.groups) if held_out is not None else game
@@ -136,6 +146,7 @@ def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None,
         placement=cfg.placement,
         provider=provider or cfg.provider,
         exclude=cfg.exclude,
+        provider_options=cfg.provider_options if (provider or cfg.provider) != "cpu" else None,
     )
     data, _ = _load(cfg, inst)
     game, check, _, _ = _games(cfg, inst, data, folder)
@@ -182,7 +193,12 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     folder.prepare(cfg.resume)
     started = time.time()
     inst = instrument(
-        cfg.model, units=cfg.units, placement=cfg.placement, provider=cfg.provider, exclude=cfg.exclude
+        cfg.model,
+        units=cfg.units,
+        placement=cfg.placement,
+        provider=cfg.provider,
+        exclude=cfg.exclude,
+        provider_options=cfg.provider_options,
     )
     data, data_path = _load(cfg, inst)
     game, check, valuation, held_out = _games(cfg, inst, data, folder)
@@ -242,6 +258,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
             },
             "estimator_metadata": result.metadata,
             "evaluations": result.evaluations,
+            "fast_path": asdict(game.fast_path().describe()) if game.fast else None,
             "wall_seconds": result.metadata.get("wall_seconds"),
             "audit_seconds": time.time() - started,
             "top_k": [ids[i] for i in top],

@@ -223,6 +223,20 @@ def _progress_bar(enabled: bool | None, total: int | None, initial: int, desc: s
     )
 
 
+def _evals_left_in(
+    max_seconds: float, t0: float, start_seconds: float, evals_done: int, remaining: int | None
+) -> int:
+    """Evaluations that fit in the time left, at the rate measured so far in this call (so the last
+    round is shrunk to the budget instead of overrunning it by a whole round)."""
+    elapsed = time.perf_counter() - t0
+    if evals_done > 0:
+        rate = evals_done / max(elapsed - start_seconds, 1e-9)
+    else:
+        rate = 0.5 * 2.0 / max(start_seconds, 1e-9)  # from v(all), v(empty): rough, so plan half
+    by_time = max(1, int(rate * (max_seconds - elapsed)))
+    return by_time if remaining is None else min(remaining, by_time)
+
+
 def run(
     est: Estimator,
     *,
@@ -239,7 +253,9 @@ def run(
     Budgets are checked between steps: a step in flight (one round of permutations) always finishes,
     and sampling estimators shrink their last round to the remaining ``max_evals`` (at the measured
     cost per permutation), so the count can exceed ``max_evals`` by about one permutation's cost.
-    ``max_seconds`` limits this call's wall time (it makes a run's length machine-dependent; a resumed
+    ``max_seconds`` limits this call's wall time: rounds are shrunk to the evaluations that fit in the
+    time left at the rate measured so far, so a run overruns by at most about one permutation (it makes
+    a run's length machine-dependent; a resumed
     run reproduces an uninterrupted one exactly only under ``max_evals`` / ``n_permutations``).
     """
     _check(
@@ -265,6 +281,9 @@ def run(
         raise ParameterError("resume=True needs checkpoint_dir (the folder holding the checkpoint)")
     t0 = time.perf_counter()
     est.start()
+    start_seconds = (
+        time.perf_counter() - t0
+    )  # v(all) and v(empty): a first measure of the cost per evaluation
     fingerprint = est.fingerprint()
     if checkpoint_dir is not None:
         loaded = load_checkpoint(checkpoint_dir)
@@ -290,6 +309,7 @@ def run(
     total = max_evals if max_evals is not None else est.planned_evaluations()
     bar = _progress_bar(progress, total, est.evaluations, f"onnxshap {est.name}")
     last_evals, last_time = est.evaluations, time.perf_counter()
+    first_evals = est.evaluations
     try:
         while True:
             reason = est.stop_reason()
@@ -300,7 +320,12 @@ def run(
             if reason is not None:
                 break
             before = est.evaluations
-            est.step(None if max_evals is None else max_evals - est.evaluations)
+            remaining = None if max_evals is None else max_evals - est.evaluations
+            if max_seconds is not None:
+                remaining = _evals_left_in(
+                    max_seconds, t0, start_seconds, est.evaluations - first_evals, remaining
+                )
+            est.step(remaining)
             bar.update(est.evaluations - before)
             post = est.postfix()
             if post:

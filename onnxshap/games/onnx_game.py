@@ -90,10 +90,10 @@ class OnnxGame(Game):
     def reduction(self) -> str | None:
         """The metric's reduction when it can run inside the graph for this output, else None."""
         kind = self.metric.reduction
-        if kind == "argmax":
-            # Class scores [N, K] or [N, K, 1, ...] only (what the metric's own argmax accepts).
-            if not self.item_shape or int(np.prod(self.item_shape[1:], dtype=np.int64)) != 1:
-                return None
+        # argmax: class scores [N, K] or [N, K, 1, ...] only (what the metric's own argmax accepts).
+        scores = bool(self.item_shape) and int(np.prod(self.item_shape[1:], dtype=np.int64)) == 1
+        if kind == "argmax" and not scores:
+            return None
         return kind if kind in ("argmax", "mean-items") else None
 
     def fast_path(self):

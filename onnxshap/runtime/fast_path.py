@@ -104,7 +104,7 @@ class FastPath:
             values = run_session(self.prefix_session, self.cut.frontier, pre_feeds)
             feeds = dict(zip(self.cut.frontier, values, strict=True))
             feeds.update({n: full[n] for n in self.cut.passthrough})
-        n_items = len(next(iter(full.values())))
+        n_items = next((len(a) for a in full.values() if a.ndim), 1)
         return BoundBatch(self, feeds, n_items)
 
 
@@ -190,7 +190,7 @@ class BoundBatch:
     # -- stacking ----------------------------------------------------------------------------
     def _stack_candidates(self) -> list[int]:
         ev = self.path.evaluator
-        if not ev.can_stack:
+        if not ev.can_stack or any(a.ndim == 0 or len(a) != self.n_items for a in self.feeds.values()):
             return [1]
         per_copy = sum(a.nbytes for a in self.feeds.values())
         return [k for k in STACK_CANDIDATES if k == 1 or k * per_copy <= STACK_MAX_BYTES]
@@ -242,8 +242,9 @@ class BoundBatch:
                 stack, parts = self._tune(c)
                 path._tuned[self.n_items] = stack
             stack = stack or 1
-        elif stack > 1 and not path.evaluator.can_stack:
-            raise DataError(f"stacking coalitions is not possible: {path.evaluator.stack_blocker}")
+        elif stack > 1 and len(self._stack_candidates()) == 1:
+            reason = path.evaluator.stack_blocker or "an input has no batch axis"
+            raise DataError(f"stacking coalitions is not possible: {reason}")
         for start in range(len(parts), len(c), stack):
             parts.extend(self._run(c[start : start + stack]))
         shapes = {p.shape for p in parts}

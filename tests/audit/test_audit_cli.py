@@ -27,8 +27,9 @@ CNN = MODELS / "digits_cnn_torch.onnx"
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "cnn"
-    result = CliRunner().invoke(cli, ["run", str(CNN), "--out", str(out), "--max-evals", "2500", "--top-k", "10",
-                                      "--no-progress"])
+    result = CliRunner().invoke(
+        cli, ["run", str(CNN), "--out", str(out), "--max-evals", "2500", "--top-k", "10", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -37,8 +38,22 @@ def test_run_folder_contract(finished_run):
     out, output = finished_run
     assert "run folder:" in output and "removal-curve area" in output
     run = json.loads((out / "run.json").read_text())
-    for key in ("model", "model_sha256", "metric", "v_all", "v_empty", "estimator", "parameters", "seed",
-                "provider", "evaluations", "wall_seconds", "onnxshap_version", "top_k", "curves"):
+    for key in (
+        "model",
+        "model_sha256",
+        "metric",
+        "v_all",
+        "v_empty",
+        "estimator",
+        "parameters",
+        "seed",
+        "provider",
+        "evaluations",
+        "wall_seconds",
+        "onnxshap_version",
+        "top_k",
+        "curves",
+    ):
         assert key in run, key
     assert run["status"] == "finished" and run["provider"] == "cpu" and len(run["top_k"]) == 10
     assert run["evaluations"] >= 2500 and run["parameters"]["max_evals"] == 2500
@@ -48,7 +63,9 @@ def test_run_folder_contract(finished_run):
     values = [float(r["value"]) for r in rows]
     assert len(rows) == instrument(CNN).n_units and values == sorted(values, reverse=True)
     assert all(float(r["ci_low"]) <= float(r["value"]) <= float(r["ci_high"]) for r in rows)
-    assert run["top_k"] == [r["unit"] for r in rows[:10]] or set(run["top_k"]) <= {r["unit"] for r in rows[:15]}
+    assert run["top_k"] == [r["unit"] for r in rows[:10]] or set(run["top_k"]) <= {
+        r["unit"] for r in rows[:15]
+    }
 
 
 def test_shapley_beats_random_and_matches_loo(finished_run):
@@ -74,7 +91,9 @@ def test_finished_run_is_never_overwritten(finished_run):
 def test_prune_top_and_units(finished_run, tmp_path):
     out, _ = finished_run
     repaired = tmp_path / "pruned.onnx"
-    result = CliRunner().invoke(cli, ["prune", str(CNN), "--run", str(out), "--top", "3", "-o", str(repaired)])
+    result = CliRunner().invoke(
+        cli, ["prune", str(CNN), "--run", str(out), "--top", "3", "-o", str(repaired)]
+    )
     assert result.exit_code == 0, result.output
     assert "original" in result.output and "repaired" in result.output
     model = onnx.load(str(repaired))
@@ -89,15 +108,28 @@ def test_prune_top_and_units(finished_run, tmp_path):
     keep = np.ones(inst.n_units, bool)
     keep[[inst.units.index_of(r["unit"]) for r in rows[:3]]] = False
     np.testing.assert_allclose(got, inst.evaluate(keep[None], x)["logits"][0], rtol=1e-4, atol=1e-4)
-    by_id = CliRunner().invoke(cli, ["prune", str(CNN), "--run", str(out), "--units", rows[0]["unit"], "-o",
-                                     str(tmp_path / "one.onnx")])
+    by_id = CliRunner().invoke(
+        cli,
+        ["prune", str(CNN), "--run", str(out), "--units", rows[0]["unit"], "-o", str(tmp_path / "one.onnx")],
+    )
     assert by_id.exit_code == 0 and f"removed 1 units: {rows[0]['unit']}" in by_id.output
 
 
 def test_prune_refuses_other_model(finished_run, tmp_path):
     out, _ = finished_run
-    result = CliRunner().invoke(cli, ["prune", str(MODELS / "digits_resnet_torch.onnx"), "--run", str(out),
-                                      "--top", "2", "-o", str(tmp_path / "x.onnx")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "prune",
+            str(MODELS / "digits_resnet_torch.onnx"),
+            "--run",
+            str(out),
+            "--top",
+            "2",
+            "-o",
+            str(tmp_path / "x.onnx"),
+        ],
+    )
     assert result.exit_code == 2 and "not the model audited" in result.output
     assert not (tmp_path / "x.onnx").exists()
 
@@ -106,12 +138,38 @@ def test_check_policies_pass_and_fail(finished_run, tmp_path):
     out, _ = finished_run
     policy = tmp_path / "policy.toml"
     policy.write_text("[policy]\nmin_value = 0.9\nmin_overlap = 0.3\n")
-    ok = CliRunner().invoke(cli, ["check", str(CNN), "--policy", str(policy), "--baseline-run", str(out),
-                                  "--out", str(tmp_path / "c1"), "--no-baselines", "--top-k", "10"])
+    ok = CliRunner().invoke(
+        cli,
+        [
+            "check",
+            str(CNN),
+            "--policy",
+            str(policy),
+            "--baseline-run",
+            str(out),
+            "--out",
+            str(tmp_path / "c1"),
+            "--no-baselines",
+            "--top-k",
+            "10",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "PASS min_value" in ok.output and "PASS min_overlap" in ok.output
-    bad = CliRunner().invoke(cli, ["check", str(CNN), "--max-drop", "0.01", "--drop-k", "5", "--out",
-                                   str(tmp_path / "c2"), "--no-baselines"])
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "check",
+            str(CNN),
+            "--max-drop",
+            "0.01",
+            "--drop-k",
+            "5",
+            "--out",
+            str(tmp_path / "c2"),
+            "--no-baselines",
+        ],
+    )
     assert bad.exit_code == 1 and "FAIL max_drop" in bad.output and "over by" in bad.output
     err = CliRunner().invoke(cli, ["check", str(CNN), "--out", str(tmp_path / "c3")])
     assert err.exit_code == 2 and "no policy given" in err.output
@@ -123,14 +181,28 @@ def _run_cmd(*args: str) -> list[str]:
 
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     """A real process killed with SIGKILL mid-run resumes to exactly the uninterrupted result."""
-    common = ["--estimator", "truncated", "--max-evals", "3000", "--no-baselines", "--no-progress", "--seed", "3"]
+    common = [
+        "--estimator",
+        "truncated",
+        "--max-evals",
+        "3000",
+        "--no-baselines",
+        "--no-progress",
+        "--seed",
+        "3",
+    ]
     reference = tmp_path / "reference"
-    assert subprocess.run(_run_cmd("--out", str(reference), *common), capture_output=True,
-                          timeout=600).returncode == 0
+    assert (
+        subprocess.run(
+            _run_cmd("--out", str(reference), *common), capture_output=True, timeout=600
+        ).returncode
+        == 0
+    )
     killed = tmp_path / "killed"
     env = {**os.environ, "ONNXSHAP_CHECKPOINT_SECONDS": "1"}
-    proc = subprocess.Popen(_run_cmd("--out", str(killed), *common), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _run_cmd("--out", str(killed), *common), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while not (killed / "checkpoint" / "checkpoint.npz").exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -138,10 +210,13 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "shapley.csv").exists()
-    again = subprocess.run(_run_cmd("--out", str(killed), *common), capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        _run_cmd("--out", str(killed), *common), capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 2 and "--resume" in again.stderr
-    resumed = subprocess.run(_run_cmd("--out", str(killed), "--resume", *common), capture_output=True,
-                             timeout=600)
+    resumed = subprocess.run(
+        _run_cmd("--out", str(killed), "--resume", *common), capture_output=True, timeout=600
+    )
     assert resumed.returncode == 0
     assert (killed / "shapley.csv").read_text() == (reference / "shapley.csv").read_text()
 
@@ -156,8 +231,9 @@ def test_bad_inputs_one_line_exit_2(tmp_path):
         ["run", str(MODELS / "digits_resnet_torch.onnx"), "--out", str(tmp_path / "e"), "--resume"],
     ]
     for args in cases:
-        proc = subprocess.run([sys.executable, "-m", "onnxshap_cli.main", *args], capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "onnxshap_cli.main", *args], capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 2, (args, proc.stderr)
         assert proc.stderr.startswith("onnxshap: error: ") and proc.stderr.count("\n") == 1, proc.stderr
         assert "Traceback" not in proc.stderr

@@ -22,12 +22,39 @@ def _accuracy(model: Path, x: np.ndarray, y: np.ndarray) -> float:
 
 def _run_and_prune(tmp_path: Path, model: Path, metric: str, extra: list[str], max_units: int) -> str:
     out = tmp_path / "run"
-    run = CliRunner().invoke(cli, ["run", str(model), "--metric", metric, "--estimator", "truncated",
-                                   "--max-evals", "3000", "--out", str(out), "--no-baselines", "--no-progress",
-                                   *extra])
+    run = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(model),
+            "--metric",
+            metric,
+            "--estimator",
+            "truncated",
+            "--max-evals",
+            "3000",
+            "--out",
+            str(out),
+            "--no-baselines",
+            "--no-progress",
+            *extra,
+        ],
+    )
     assert run.exit_code == 0, run.output
-    pruned = CliRunner().invoke(cli, ["prune", str(model), "--run", str(out), "--negative", "--max",
-                                      str(max_units), "-o", str(tmp_path / "repaired.onnx")])
+    pruned = CliRunner().invoke(
+        cli,
+        [
+            "prune",
+            str(model),
+            "--run",
+            str(out),
+            "--negative",
+            "--max",
+            str(max_units),
+            "-o",
+            str(tmp_path / "repaired.onnx"),
+        ],
+    )
     assert pruned.exit_code == 0, pruned.output
     return pruned.output
 
@@ -45,8 +72,10 @@ def test_negative_repair_closes_planted_bias(tmp_path):
     assert after > before + 0.1
     with np.load(MODELS / "digits_bias.npz") as npz:
         x, y, group = npz["x"], npz["y"], npz["group"]
-    gap = {m: _accuracy(m, x[group == 0], y[group == 0]) - _accuracy(m, x[group == 1], y[group == 1])
-           for m in (model, tmp_path / "repaired.onnx")}
+    gap = {
+        m: _accuracy(m, x[group == 0], y[group == 0]) - _accuracy(m, x[group == 1], y[group == 1])
+        for m in (model, tmp_path / "repaired.onnx")
+    }
     assert gap[tmp_path / "repaired.onnx"] < gap[model] / 2
     assert _accuracy(tmp_path / "repaired.onnx", x, y) >= _accuracy(model, x, y)
 

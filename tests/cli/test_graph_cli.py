@@ -40,16 +40,20 @@ def test_instrument_writes_model_and_table(model, tmp_path):
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "onnxshap_cli.main", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "onnxshap_cli.main", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_subprocess_errors_are_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 50)
     out = tmp_path / "o.onnx"
-    for args in (["inspect", str(tmp_path / "missing.onnx")], ["instrument", str(bad), "-o", str(out)],
-                 ["instrument", str(B.save(B.no_units(), tmp_path / "nu.onnx")), "-o", str(out)]):
+    for args in (
+        ["inspect", str(tmp_path / "missing.onnx")],
+        ["instrument", str(bad), "-o", str(out)],
+        ["instrument", str(B.save(B.no_units(), tmp_path / "nu.onnx")), "-o", str(out)],
+    ):
         proc = _run(*args)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("onnxshap: error: ")
@@ -78,12 +82,14 @@ def test_verify_passes_on_fixture_and_reports_shape_errors():
     from pathlib import Path
 
     models = Path(__file__).resolve().parents[2] / "models"
-    ok = CliRunner().invoke(cli, ["verify", str(models / "digits_cnn_keras.onnx"), "--data",
-                                  str(models / "digits_test_nhwc.npz")])
+    ok = CliRunner().invoke(
+        cli, ["verify", str(models / "digits_cnn_keras.onnx"), "--data", str(models / "digits_test_nhwc.npz")]
+    )
     assert ok.exit_code == 0, ok.output
     assert "max |diff| 0 " in ok.output and "changes the output" in ok.output
-    wrong = CliRunner().invoke(cli, ["verify", str(models / "digits_cnn_keras.onnx"), "--data",
-                                     str(models / "digits_test.npz")])
+    wrong = CliRunner().invoke(
+        cli, ["verify", str(models / "digits_cnn_keras.onnx"), "--data", str(models / "digits_test.npz")]
+    )
     assert wrong.exit_code == 2
     assert "expects [N, 8, 8, 1], got [N, 1, 8, 8]" in wrong.output and "NHWC" in wrong.output
 

@@ -184,6 +184,13 @@ def test_budget_max_evals_and_max_seconds() -> None:
     res = estimate(slow, "permutation", max_seconds=0.2, permutations_per_round=1, progress=False)
     assert res.metadata["stop_reason"] == "max_seconds"
     assert res.metadata["wall_seconds"] < 2.0
+    # A round of 1,000 permutations (9,000 evaluations of 1 ms) is shrunk to the time left.
+    per_eval = FunctionGame(
+        lambda c: (__import__("time").sleep(1e-3 * len(c)), c.sum(1).astype(float))[1], 10
+    )
+    res = estimate(per_eval, "permutation", max_seconds=0.5, permutations_per_round=1000, progress=False)
+    assert res.metadata["stop_reason"] == "max_seconds"
+    assert res.metadata["permutations"] < 100 and res.metadata["wall_seconds"] < 5.0
 
 
 def test_metadata_lists_every_parameter() -> None:

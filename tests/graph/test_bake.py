@@ -41,8 +41,11 @@ def _check(inst, feeds, keep, expect_folded=None):
 
 @pytest.mark.parametrize(
     ("file", "data"),
-    [("digits_cnn_torch.onnx", "digits_test.npz"), ("digits_resnet_torch.onnx", "digits_test.npz"),
-     ("digits_cnn_keras.onnx", "digits_test_nhwc.npz")],
+    [
+        ("digits_cnn_torch.onnx", "digits_test.npz"),
+        ("digits_resnet_torch.onnx", "digits_test.npz"),
+        ("digits_cnn_keras.onnx", "digits_test_nhwc.npz"),
+    ],
 )
 def test_baked_fixtures_match_instrumented(file, data):
     inst = instrument(MODELS / file, units="conv,dense", optimize=False)
@@ -78,5 +81,8 @@ def test_wrong_table_is_refused(tmp_path):
     a = instrument(B.save(B.conv_bn_relu_residual(), tmp_path / "a.onnx"))
     b = instrument(B.save(B.swish_and_dense(), tmp_path / "b.onnx"))
     with pytest.raises(ModelError, match="do not match"):
-        bake_removed(b.source, a.units.__class__(layers=a.units.layers[:1], placement="after-chain",
-                                                 kinds=("conv",)), np.ones(4, bool))
+        bake_removed(
+            b.source,
+            a.units.__class__(layers=a.units.layers[:1], placement="after-chain", kinds=("conv",)),
+            np.ones(4, bool),
+        )

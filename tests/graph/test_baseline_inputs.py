@@ -24,7 +24,9 @@ def test_weight_norms_through_every_producer(tmp_path):
     ident = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w2_init"))
     np.testing.assert_allclose(norms[:3], np.abs(const).reshape(3, -1).sum(1), rtol=1e-6)
     np.testing.assert_allclose(norms[3:6], np.abs(ident).reshape(3, -1).sum(1), rtol=1e-6)
-    np.testing.assert_allclose(norms[6:], np.full(5, 0.1 * 3), rtol=1e-6)  # ConstantOfShape fill 0.1, 3 inputs
+    np.testing.assert_allclose(
+        norms[6:], np.full(5, 0.1 * 3), rtol=1e-6
+    )  # ConstantOfShape fill 0.1, 3 inputs
 
 
 def test_weight_norms_dense_and_quantized(tmp_path):
@@ -38,8 +40,9 @@ def test_weight_norms_dense_and_quantized(tmp_path):
     qdq = B.quantized_qdq()
     inst = instrument(B.save(qdq, tmp_path / "q.onnx"))
     wq = numpy_helper.to_array(next(i for i in qdq.graph.initializer if i.name == "wq")).astype(np.float64)
-    np.testing.assert_allclose(weight_norms(inst.source, inst.units), np.abs(wq * 0.02).reshape(3, -1).sum(1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        weight_norms(inst.source, inst.units), np.abs(wq * 0.02).reshape(3, -1).sum(1), rtol=1e-5
+    )
 
 
 def test_mean_activation_matches_numpy_conv():
@@ -50,8 +53,9 @@ def test_mean_activation_matches_numpy_conv():
     conv = next(n for n in model.graph.node if n.op_type == "Conv")
     inits = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in model.graph.initializer}
     w, b = inits[conv.input[1]], inits[conv.input[2]]
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3),
-                                                       axis=(2, 3))  # [N, 1, 8, 8, 3, 3]
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3)
+    )  # [N, 1, 8, 8, 3, 3]
     out = np.einsum("ncijkl,ockl->noij", windows, w) + b[None, :, None, None]
     expected = np.maximum(out, 0).mean(axis=(0, 2, 3))
     got = mean_activations(inst, x.astype(np.float32), batch=32)

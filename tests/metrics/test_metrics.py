@@ -60,7 +60,8 @@ def test_logit_and_one_vs_rest(digits):
     assert game.v_all == pytest.approx(((pred == 3) == (y == 3)).mean())
     # All removed: a constant prediction; unless it is 3 the value is the share of non-3 items.
     assert game.v_empty == pytest.approx(game.metric.chance, abs=0.01) or game.v_empty == pytest.approx(
-        np.mean(y == 3))
+        np.mean(y == 3)
+    )
 
 
 def test_vector_modes(digits):
