@@ -14,6 +14,7 @@ from onnxshap.graph import LoadedModel, UnitTable, instrument_model, load_model,
 from onnxshap.graph.units import units_path_for
 from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_session
 from onnxshap.runtime.fast_path import FastPath
+from onnxshap.runtime.providers import without_cuda_graph
 from onnxshap.runtime.session import SessionInfo, make_session
 
 
@@ -65,15 +66,17 @@ class Instrumented:
             raise DataError(f"the model has {len(names)} inputs ({', '.join(names)}); pass a dict of arrays")
         return {names[0]: np.asarray(inputs)}
 
-    def _session(self, model: onnx.ModelProto) -> SessionInfo:
+    def _session(self, model: onnx.ModelProto, cuda_graph: bool = False) -> SessionInfo:
+        """A session on this model's provider; CUDA graphs only where asked (bound, fixed buffers)."""
         ext = self.source.base_dir if self.source.has_external_data else None
+        options = self.provider_options if cuda_graph else without_cuda_graph(self.provider_options)
         return make_session(
             model,
             self.provider_request,
             self.threads,
             self.optimize,
             external_data_dir=ext,
-            provider_options=self.provider_options,
+            provider_options=options,
         )
 
     @property
@@ -83,12 +86,19 @@ class Instrumented:
         return self._evaluator
 
     def fast_path(
-        self, output: str, reduction: str | None = None, cut: bool = True, stack: int | None = None
+        self,
+        output: str,
+        reduction: str | None = None,
+        cut: bool = True,
+        stack: int | None = None,
+        pinned: bool | None = None,
     ) -> FastPath:
         """The coalition loop's fast path for one output (made once per argument set; see FastPath)."""
-        key = (output, reduction, cut, stack)
+        key = (output, reduction, cut, stack, pinned)
         if key not in self._fast_paths:
-            self._fast_paths[key] = FastPath(self, output, reduction=reduction, cut=cut, stack=stack)
+            self._fast_paths[key] = FastPath(
+                self, output, reduction=reduction, cut=cut, stack=stack, pinned=pinned
+            )
         return self._fast_paths[key]
 
     @property

@@ -45,6 +45,7 @@ def activation_maps(
     Only main-graph conv units whose masked tensor is rank 4 get a map; other units are left out of the dict.
     The map is the unit's channel of its layer's masked tensor (after the per-channel chain, e.g. ReLU).
     """
+    from onnxshap.runtime.providers import without_cuda_graph
     from onnxshap.runtime.session import make_session
 
     wanted = map_layers(inst, unit_indices)
@@ -59,7 +60,7 @@ def activation_maps(
         inst.threads,
         True,
         external_data_dir=ext,
-        provider_options=inst.provider_options,
+        provider_options=without_cuda_graph(inst.provider_options),
     ).session
     masks = {layer.mask_input for layer in inst.units.layers}
     feeds = prepare_inputs(session, inst.bind(inputs), masks)

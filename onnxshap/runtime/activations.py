@@ -25,6 +25,7 @@ def activation_model(inst) -> tuple[onnx.ModelProto, list]:
 
 def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch: int = 64) -> np.ndarray:
     """Mean |activation| per unit over items and positions, [n_units]; NaN for units inside subgraphs."""
+    from onnxshap.runtime.providers import without_cuda_graph
     from onnxshap.runtime.session import make_session
 
     model, layers = activation_model(inst)
@@ -35,7 +36,7 @@ def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch:
         inst.threads,
         True,
         external_data_dir=ext,
-        provider_options=inst.provider_options,
+        provider_options=without_cuda_graph(inst.provider_options),
     ).session
     masks = {layer.mask_input for layer in inst.units.layers}
     feeds = prepare_inputs(session, inputs, masks)

@@ -56,11 +56,18 @@ def _ort_failure(exc: Exception) -> None:
 class FastPath:
     """Sessions for the suffix (and prefix) of an instrumented model, for one output and reduction.
 
-    `stack`: coalitions per run, or None to size it automatically per data batch size.
+    `stack`: coalitions per run, or None to size it automatically per data batch size. `pinned`: data
+    buffers shared by every bound batch (on by itself with CUDA graphs; see BoundBatch).
     """
 
     def __init__(
-        self, inst, output: str, reduction: str | None = None, cut: bool = True, stack: int | None = None
+        self,
+        inst,
+        output: str,
+        reduction: str | None = None,
+        cut: bool = True,
+        stack: int | None = None,
+        pinned: bool | None = None,
     ):
         self.inst = inst
         self.output = output
@@ -74,12 +81,27 @@ class FastPath:
             suffix, self.out_names = append_reduction(suffix, output, reduction)
         self.cut = graph_cut
         self.prefix_session = inst._session(graph_cut.prefix).session if graph_cut is not None else None
-        info = inst._session(suffix)
+        info = inst._session(suffix, cuda_graph=True)
         self.evaluator = MaskedEvaluator(info, inst.units)
         self.session = info.session
         self.device = "cuda" if info.provider == "cuda" else "cpu"
         self.cuda_graph = info.cuda_graph
+        self.pinned = self.cuda_graph if pinned is None else pinned
+        self.pinned_slots: dict[tuple[int, int], _Slot] = {}
+        if self.cuda_graph and self.stack is None:
+            self.stack = 1  # one captured graph per stack size: no tuning over sizes
         self._tuned: dict[int, int] = {}  # items per batch -> chosen stack
+        self._run_options: dict[int, object] = {}
+
+    def run_options(self, graph_id: int):
+        """RunOptions selecting the CUDA graph of a buffer set (-1: no capture), or None without graphs."""
+        if not self.cuda_graph:
+            return None
+        if graph_id not in self._run_options:
+            opts = import_ort().RunOptions()
+            opts.add_run_config_entry("gpu_graph_id", str(graph_id))
+            self._run_options[graph_id] = opts
+        return self._run_options[graph_id]
 
     def describe(self) -> FastPathInfo:
         """What this fast path does."""
@@ -108,38 +130,75 @@ class FastPath:
         return BoundBatch(self, feeds, n_items)
 
 
+@dataclass
+class _Slot:
+    """Device buffers bound once for stacks of k coalitions on a batch of n items."""
+
+    binding: object
+    data: dict  # input name -> OrtValue
+    masks: dict  # mask input (and reduce shape) -> OrtValue
+    outputs: list | None = None  # output OrtValues, bound after the first run
+    owner: object = None  # the batch whose data the buffers hold (pinned mode)
+    graph_id: int = -1
+
+
 class BoundBatch:
-    """One data batch bound to the device; evaluates coalitions of units on it."""
+    """One data batch bound to the device; evaluates coalitions of units on it.
+
+    Normally each batch owns its buffers. In pinned mode (CUDA graphs: a captured graph replays on fixed
+    addresses) the fast path owns one set of buffers per (items, stack) and a batch copies its data in
+    when another batch used them last; each such set gets its own CUDA graph id.
+    """
 
     def __init__(self, path: FastPath, feeds: dict[str, np.ndarray], n_items: int):
         self.path = path
         self.feeds = feeds
         self.n_items = n_items
-        self._bindings: dict[int, tuple] = {}
+        self._slots: dict[int, _Slot] = {}
+        self._token = object()
 
     # -- binding -----------------------------------------------------------------------------
-    def _binding(self, k: int):
-        """(io_binding, mask buffers, output buffer or None) for stacks of k coalitions, made once."""
-        if k in self._bindings:
-            return self._bindings[k]
-        ort = import_ort()
+    def _tiled(self, k: int) -> dict[str, np.ndarray]:
+        return {
+            name: np.ascontiguousarray(np.concatenate([arr] * k, axis=0) if k > 1 else arr)
+            for name, arr in self.feeds.items()
+        }
+
+    def _slot(self, k: int) -> _Slot:
+        """The buffers for stacks of k coalitions, made once (and loaded with this batch's data)."""
         path = self.path
+        slots = path.pinned_slots if path.pinned else self._slots
+        key = (self.n_items, k) if path.pinned else k
+        slot = slots.get(key)
+        if slot is not None:
+            if slot.owner is not self._token:  # pinned: another batch used these buffers last
+                for name, arr in self._tiled(k).items():
+                    slot.data[name].update_inplace(arr)
+                slot.owner = self._token
+            return slot
+        ort = import_ort()
         binding = path.session.io_binding()
-        for name, arr in self.feeds.items():
-            data = np.ascontiguousarray(np.concatenate([arr] * k, axis=0) if k > 1 else arr)
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(data, path.device, 0))
+        # On the CPU an OrtValue wraps the numpy memory: pinned buffers are written in place, so they
+        # must not be this batch's own arrays.
+        tiled = self._tiled(k)
+        if path.pinned:
+            tiled = {name: np.array(arr, copy=True) for name, arr in tiled.items()}
+        data = {name: ort.OrtValue.ortvalue_from_numpy(arr, path.device, 0) for name, arr in tiled.items()}
         masks = path.evaluator.masks_for(np.ones((k, path.inst.n_units), bool), repeat=self._repeat(k))
-        buffers = {}
-        for name, arr in masks.items():
-            buffers[name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), path.device, 0)
-            binding.bind_ortvalue_input(name, buffers[name])
+        buffers = {
+            name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), path.device, 0)
+            for name, a in masks.items()
+        }
         if path.reduction == "mean-items":
             shape = np.array([k, self.n_items, -1], np.int64)
             buffers[REDUCE_SHAPE_INPUT] = ort.OrtValue.ortvalue_from_numpy(shape, path.device, 0)
-            binding.bind_ortvalue_input(REDUCE_SHAPE_INPUT, buffers[REDUCE_SHAPE_INPUT])
-        entry = [binding, buffers, None]
-        self._bindings[k] = entry  # type: ignore[assignment]
-        return entry
+        for name, value in {**data, **buffers}.items():
+            binding.bind_ortvalue_input(name, value)
+        slot = _Slot(binding, data, buffers, owner=self._token)
+        if path.pinned:
+            slot.graph_id = len(slots) + 1
+        slots[key] = slot
+        return slot
 
     def _repeat(self, k: int) -> int:
         return 1 if k == 1 else self.n_items
@@ -148,29 +207,30 @@ class BoundBatch:
         """Outputs of one run over a stack of coalitions, one array per coalition."""
         path = self.path
         k = len(block)
-        entry = self._binding(k)
-        binding, buffers, out = entry
+        slot = self._slot(k)
         for name, arr in path.evaluator.masks_for(block, repeat=self._repeat(k)).items():
-            buffers[name].update_inplace(np.ascontiguousarray(arr))
-        if out is None:
+            slot.masks[name].update_inplace(np.ascontiguousarray(arr))
+        binding = slot.binding
+        first = slot.outputs is None
+        if first:
             for name in path.out_names:
                 binding.bind_output(name, path.device)
         try:
-            path.session.run_with_iobinding(binding)
+            # The first run of a slot allocates its outputs; CUDA graphs are captured from the second.
+            path.session.run_with_iobinding(binding, path.run_options(-1 if first else slot.graph_id))
         except Exception as exc:
             _ort_failure(exc)
         results = binding.get_outputs()
-        if out is None:
+        if first:
             # Keep the output buffers bound from now on: their shapes do not change between coalitions.
             for name, value in zip(path.out_names, results, strict=True):
                 binding.bind_ortvalue_output(name, value)
-            entry[2] = results
+            slot.outputs = list(results)
         arr = np.array(results[0].numpy(), copy=True)  # the buffer is overwritten by the next run
-        finite = (
-            np.isfinite(results[1].numpy()).all()
-            if len(results) > 1
-            else (not np.issubdtype(arr.dtype, np.floating) or np.isfinite(arr).all())
-        )
+        if len(results) > 1:
+            finite = bool(np.isfinite(results[1].numpy()).all())
+        else:
+            finite = not np.issubdtype(arr.dtype, np.floating) or bool(np.isfinite(arr).all())
         if not finite:
             self._non_finite(block)
         if path.reduction == "mean-items":  # [k, M]: one row per coalition

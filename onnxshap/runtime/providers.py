@@ -101,6 +101,11 @@ def parse_provider_options(pairs: list[str] | tuple[str, ...] | dict[str, str] |
     return dict(items)
 
 
+def without_cuda_graph(options: dict[str, str] | None) -> dict[str, str]:
+    """`options` for a session fed with fresh arrays each run (a captured graph would read stale ones)."""
+    return {k: v for k, v in (options or {}).items() if k != "enable_cuda_graph"}
+
+
 @dataclass(frozen=True)
 class ProviderChoice:
     """What was asked for, the ORT provider list to request and the CUDA options to pass."""

@@ -190,3 +190,40 @@ def test_cuda_provider_options_are_checked_and_passed():
     cuda, cpu = choice.ort_providers()
     assert cuda[0] == "CUDAExecutionProvider" and cuda[1]["cudnn_conv_algo_search"] == "EXHAUSTIVE"
     assert cpu == "CPUExecutionProvider" and choice.cuda_graph
+
+
+def test_pinned_buffers_swap_batches_in_and_out():
+    """CUDA graphs replay on fixed addresses: batches share one buffer set and copy their data in."""
+    inst = instrument(MODELS / "digits_cnn_torch.onnx", provider="cpu")
+    x, _ = _digits(40)
+    out = inst.evaluator.output_names[0]
+    pinned = inst.fast_path(out, "argmax", stack=2, pinned=True)
+    own = inst.fast_path(out, "argmax", stack=2)
+    coal = np.random.default_rng(6).random((5, inst.n_units)) < 0.5
+    batches = [inst.bind(x[:20]), inst.bind(x[20:]), inst.bind(x[5:25])]
+    a, b, c = (pinned.bind(f) for f in batches)
+    for bound, feeds in [(a, batches[0]), (b, batches[1]), (a, batches[0]), (c, batches[2]), (b, batches[1])]:
+        np.testing.assert_array_equal(bound.evaluate(coal), own.bind(feeds).evaluate(coal))
+    assert set(pinned.pinned_slots) == {(20, 1), (20, 2)}  # 5 coalitions in stacks of 2: sizes 2 and 1
+    assert pinned.run_options(1) is None  # no CUDA graph on CPU
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("options", [None, {"enable_cuda_graph": "1"}])
+def test_cuda_fast_path_agrees_with_the_cpu(options):
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu with CUDA is not installed")
+    x, _ = _digits(32)
+    coal = np.random.default_rng(8).random((10, 80)) < 0.5
+    cpu = instrument(MODELS / "digits_cnn_torch.onnx", provider="cpu")
+    gpu = instrument(MODELS / "digits_cnn_torch.onnx", provider="cuda", provider_options=options)
+    out = cpu.evaluator.output_names[0]
+    want = cpu.fast_path(out, "argmax").bind(cpu.bind(x)).evaluate(coal)
+    path = gpu.fast_path(out, "argmax")
+    assert path.device == "cuda" and path.cuda_graph == bool(options)
+    for feeds in (gpu.bind(x), gpu.bind(x[::-1].copy()), gpu.bind(x)):  # pinned batches swap in and out
+        got = path.bind(feeds).evaluate(coal)
+        expect = want if feeds["input"][0].tobytes() == x[0].tobytes() else None
+        if expect is not None:
+            np.testing.assert_array_equal(got, expect)
