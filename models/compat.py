@@ -112,8 +112,25 @@ def _compare(key, producer, opset, inst, tolerance, check_invariant) -> CompatRo
         return CompatRow(key, producer, opset, len(inst.units.layers), inst.n_units, f"FAIL: {exc}", None, None)
     outcome = "ok" if report.passes(tolerance) else (
         "FAIL: outputs differ" if report.relative_diff > tolerance else "FAIL: removal changes nothing")
+    if outcome == "ok":
+        outcome = check_fast_path(inst, feeds)
     return CompatRow(key, producer, opset, len(inst.units.layers), inst.n_units, outcome, report.max_abs_diff,
                      report.relative_diff)
+
+
+def check_fast_path(inst, feeds: dict[str, np.ndarray], coalitions: int = 3) -> str:
+    """'ok' when the fast path (graph cut, bound batch) gives the whole model's outputs bit for bit."""
+    coal = np.random.default_rng(0).random((coalitions, inst.n_units)) < 0.7
+    coal[0] = True
+    try:
+        for output in inst.evaluator.output_names:
+            want = inst.evaluate(coal, feeds, outputs=[output])[output]
+            got = inst.fast_path(output, stack=1).bind(feeds).evaluate(coal)
+            if not np.array_equal(got, want):
+                return f"FAIL: fast path differs on {output} (max {np.abs(got - want).max():.2g})"
+    except OnnxShapError as exc:
+        return f"FAIL: fast path: {exc}"
+    return "ok"
 
 
 def table(rows: list[CompatRow]) -> str:

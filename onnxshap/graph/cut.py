@@ -79,6 +79,30 @@ def _closure(nodes: list[onnx.NodeProto], wanted: Iterable[str], stop: set[str])
     return sorted(need)
 
 
+def _type_only(info: onnx.ValueInfoProto) -> onnx.ValueInfoProto:
+    out = onnx.ValueInfoProto()
+    out.CopyFrom(info)
+    tensor = out.type.tensor_type
+    if out.type.HasField("tensor_type") and tensor.HasField("shape"):
+        for i, dim in enumerate(tensor.shape.dim):
+            dim.Clear()
+            dim.dim_param = f"{info.name}_dim{i}"
+    return out
+
+
+def free_input_dims(model: onnx.ModelProto, ranks: dict[str, int]) -> onnx.ModelProto:
+    """A copy of `model` whose inputs named in `ranks` are declared with that rank and free dimensions."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for info in out.graph.input:
+        if info.name in ranks:
+            shape = info.type.tensor_type.shape
+            shape.ClearField("dim")
+            for i in range(ranks[info.name]):
+                shape.dim.add().dim_param = f"{info.name}_dim{i}"
+    return out
+
+
 def _model(
     source: onnx.ModelProto,
     nodes: list[onnx.NodeProto],
@@ -91,6 +115,9 @@ def _model(
     for node in nodes:
         read |= _reads(node)
     read.update(o.name for o in outputs)
+    # Output shapes as declared by exporters can be wrong (a size ORT merely warns about in run(), but
+    # refuses with IOBinding): keep element type and rank, and let ORT infer the sizes.
+    outputs = [_type_only(o) for o in outputs]
     initializers = [t for t in g.initializer if t.name in read]
     if source.ir_version < 4:  # IR 3 lists every initializer among the graph inputs
         have = {i.name for i in inputs}

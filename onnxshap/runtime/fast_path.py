@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnxshap.errors import DataError
-from onnxshap.graph.cut import GraphCut, cut_before_masks, keep_outputs
+from onnxshap.errors import DataError, ModelError
+from onnxshap.graph.cut import GraphCut, cut_before_masks, free_input_dims, keep_outputs
 from onnxshap.graph.reduction import REDUCE_SHAPE_INPUT, append_reduction
 from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_session
 from onnxshap.runtime.providers import import_ort
@@ -47,7 +47,8 @@ class FastPathInfo:
 
 
 def _ort_failure(exc: Exception) -> None:
-    if type(exc).__module__.startswith("onnxruntime"):
+    # run_with_iobinding raises plain RuntimeErrors as well as onnxruntime's own exceptions.
+    if type(exc).__module__.startswith("onnxruntime") or type(exc) is RuntimeError:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"ONNX Runtime failed on these inputs: {text}") from None
     raise exc
@@ -81,17 +82,54 @@ class FastPath:
             suffix, self.out_names = append_reduction(suffix, output, reduction)
         self.cut = graph_cut
         self.prefix_session = inst._session(graph_cut.prefix).session if graph_cut is not None else None
-        info = inst._session(suffix, cuda_graph=True)
-        self.evaluator = MaskedEvaluator(info, inst.units)
-        self.session = info.session
-        self.device = "cuda" if info.provider == "cuda" else "cpu"
-        self.cuda_graph = info.cuda_graph
+        self._suffix = suffix
+        try:
+            self._open_suffix()
+        except ModelError:
+            if graph_cut is None:
+                raise
+            # Inferred frontier shapes contradict the graph (odd exports): declare them free.
+            ranks = {
+                i.name: len(i.type.tensor_type.shape.dim)
+                for i in suffix.graph.input
+                if i.name in graph_cut.frontier
+            }
+            self._suffix = free_input_dims(suffix, ranks)
+            self._open_suffix()
+        self.device = "cuda" if self.info.provider == "cuda" else "cpu"
+        self.cuda_graph = self.info.cuda_graph
         self.pinned = self.cuda_graph if pinned is None else pinned
         self.pinned_slots: dict[tuple[int, int], _Slot] = {}
         if self.cuda_graph and self.stack is None:
             self.stack = 1  # one captured graph per stack size: no tuning over sizes
         self._tuned: dict[int, int] = {}  # items per batch -> chosen stack
         self._run_options: dict[int, object] = {}
+
+    def _open_suffix(self) -> None:
+        info = self.inst._session(self._suffix, cuda_graph=True)
+        self.info = info
+        self.evaluator = MaskedEvaluator(info, self.inst.units)
+        self.session = info.session
+
+    def _check_frontier(self, feeds: dict[str, np.ndarray]) -> None:
+        """Shape inference can be wrong on odd exports: if the prefix's real outputs contradict the
+        suffix's declared inputs, declare those inputs with free dimensions instead (once)."""
+        metas = {m.name: m for m in self.session.get_inputs()}
+        bad = [
+            name
+            for name, arr in feeds.items()
+            if name in metas
+            and (
+                len(metas[name].shape) != arr.ndim
+                or any(
+                    isinstance(d, int) and d != a for d, a in zip(metas[name].shape, arr.shape, strict=False)
+                )
+            )
+        ]
+        if bad:
+            log.info("fast path: inferred shapes of %s are wrong; declaring them free", ", ".join(bad))
+            self._suffix = free_input_dims(self._suffix, {n: feeds[n].ndim for n in bad})
+            self._open_suffix()
 
     def run_options(self, graph_id: int):
         """RunOptions selecting the CUDA graph of a buffer set (-1: no capture), or None without graphs."""
@@ -125,6 +163,7 @@ class FastPath:
             pre_feeds = {n: full[n] for n in self.cut.prefix_inputs}
             values = run_session(self.prefix_session, self.cut.frontier, pre_feeds)
             feeds = dict(zip(self.cut.frontier, values, strict=True))
+            self._check_frontier(feeds)
             feeds.update({n: full[n] for n in self.cut.passthrough})
         n_items = next((len(a) for a in full.values() if a.ndim), 1)
         return BoundBatch(self, feeds, n_items)

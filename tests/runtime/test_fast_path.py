@@ -227,3 +227,25 @@ def test_cuda_fast_path_agrees_with_the_cpu(options):
         expect = want if feeds["input"][0].tobytes() == x[0].tobytes() else None
         if expect is not None:
             np.testing.assert_array_equal(got, expect)
+
+
+def test_wrong_inferred_frontier_shapes_are_freed(tmp_path):
+    """An export whose value_info lies about a shape: the suffix is re-declared with free dimensions."""
+    model = B.conv_bn_relu_residual()
+    inst = instrument(B.save(model, tmp_path / "m.onnx"), optimize=False)
+    feeds = _feeds(inst, batch=2)
+    out = inst.evaluator.output_names[0]
+    path = inst.fast_path(out, stack=1)
+    assert path.cut is not None
+    name = path.cut.frontier[0]
+    lying = onnx.ModelProto()
+    lying.CopyFrom(path._suffix)
+    for info in lying.graph.input:
+        if info.name == name:
+            info.type.tensor_type.shape.dim[0].dim_value = 7  # the batch is 2
+    path._suffix = lying
+    path._open_suffix()  # ORT accepts the declared shape; the prefix's real output contradicts it
+    coal = np.random.default_rng(9).random((4, inst.n_units)) < 0.5
+    np.testing.assert_array_equal(
+        path.bind(feeds).evaluate(coal), inst.evaluate(coal, feeds, outputs=[out])[out]
+    )
