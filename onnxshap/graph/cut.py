@@ -82,11 +82,8 @@ def _closure(nodes: list[onnx.NodeProto], wanted: Iterable[str], stop: set[str])
 def _type_only(info: onnx.ValueInfoProto) -> onnx.ValueInfoProto:
     out = onnx.ValueInfoProto()
     out.CopyFrom(info)
-    tensor = out.type.tensor_type
-    if out.type.HasField("tensor_type") and tensor.HasField("shape"):
-        for i, dim in enumerate(tensor.shape.dim):
-            dim.Clear()
-            dim.dim_param = f"{info.name}_dim{i}"
+    if out.type.HasField("tensor_type"):
+        out.type.tensor_type.ClearField("shape")
     return out
 
 
@@ -115,8 +112,9 @@ def _model(
     for node in nodes:
         read |= _reads(node)
     read.update(o.name for o in outputs)
-    # Output shapes as declared by exporters can be wrong (a size ORT merely warns about in run(), but
-    # refuses with IOBinding): keep element type and rank, and let ORT infer the sizes.
+    # Output shapes as declared by exporters can be wrong, rank included (ORT merely warns about that in
+    # run() but refuses it with IOBinding): keep the element types and let ORT infer the shapes. These
+    # models are only for ORT (onnx.checker wants a shape on graph outputs).
     outputs = [_type_only(o) for o in outputs]
     initializers = [t for t in g.initializer if t.name in read]
     if source.ir_version < 4:  # IR 3 lists every initializer among the graph inputs

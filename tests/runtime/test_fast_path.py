@@ -73,8 +73,7 @@ def test_cut_moves_the_layers_before_the_first_mask_out_of_the_loop(tmp_path):
     suffix_inputs = {i.name for i in cut.suffix.graph.input}
     assert set(cut.frontier) | masks == suffix_inputs
     assert "Conv" not in [n.op_type for n in cut.prefix.graph.node][2:]
-    onnx.checker.check_model(cut.prefix)
-    onnx.checker.check_model(cut.suffix)
+    assert [o.name for o in cut.prefix.graph.output] == cut.frontier
     # Only the last layer analysed: everything before it runs once per data batch.
     last = instrument(MODELS / "digits_cnn_torch.onnx", provider="cpu", exclude="conv1|conv2")
     late = cut_before_masks(last.model, {lay.mask_input for lay in last.units.layers})
