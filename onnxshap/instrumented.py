@@ -37,6 +37,15 @@ class Instrumented:
         self._evaluator: MaskedEvaluator | None = None
         self._original: SessionInfo | None = None
 
+    def __getstate__(self) -> dict:
+        """Pickle the model, unit table and options, not the ONNX Runtime sessions: the copy builds its
+        own session on first use (how games travel to distributed workers). Models with external data
+        need that data at the same path where the copy is unpickled."""
+        state = dict(self.__dict__)
+        state["_evaluator"] = None
+        state["_original"] = None
+        return state
+
     @property
     def n_units(self) -> int:
         return self.units.n_units
