@@ -179,10 +179,7 @@ def _check_backend(cfg: AuditConfig) -> None:
     """Refuse a bad backend before anything is written (unknown name, Ray missing, non-sampling method)."""
     if cfg.backend == "local" and cfg.address is None and cfg.workers is None:
         return
-    import importlib.util
-
-    from onnxshap.distributed import RAY_MISSING, check_backend
-    from onnxshap.errors import RuntimeSetupError
+    from onnxshap.distributed import check_backend, require_ray
     from onnxshap.estimators import ESTIMATORS, ParameterError
     from onnxshap.estimators.permutation import SamplingEstimator
 
@@ -193,8 +190,8 @@ def _check_backend(cfg: AuditConfig) -> None:
             f"--backend {cfg.backend} runs the sampling estimators (tmab, truncated, permutation), "
             f"not {cfg.estimator}"
         )
-    if cfg.backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise RuntimeSetupError(RAY_MISSING)
+    if cfg.backend == "ray":
+        require_ray()
 
 
 def run_audit(cfg: AuditConfig) -> RunFolder:

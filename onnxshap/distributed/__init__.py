@@ -31,6 +31,14 @@ def check_backend(backend: str, address: str | None = None, workers: int | None 
         )
 
 
+def require_ray() -> None:
+    """Import Ray, or raise a one-line :class:`RuntimeSetupError` saying how to install it."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise RuntimeSetupError(RAY_MISSING) from None
+
+
 def make_executor(
     backend: str, address: str | None = None, workers: int | None = None
 ) -> RoundExecutor | None:
@@ -43,13 +51,10 @@ def make_executor(
     check_backend(backend, address, workers)
     if backend == "local":
         return None
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise RuntimeSetupError(RAY_MISSING) from None
+    require_ray()
     from onnxshap.distributed.ray_executor import RayExecutor
 
     return RayExecutor(address=address, workers=workers)
 
 
-__all__ = ["BACKENDS", "RAY_MISSING", "check_backend", "make_executor"]
+__all__ = ["BACKENDS", "RAY_MISSING", "check_backend", "make_executor", "require_ray"]
