@@ -100,11 +100,11 @@ def estimate(
             resume=resume,
             progress=progress,
         )
+        if executor is not None:
+            result.metadata.update(executor.describe())
     finally:
         if owned and executor is not None:
             executor.close()  # type: ignore[attr-defined]
-    if executor is not None:
-        result.metadata.update(executor.describe())
     return result
 
 
