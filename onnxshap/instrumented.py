@@ -44,6 +44,8 @@ class Instrumented:
         state = dict(self.__dict__)
         state["_evaluator"] = None
         state["_original"] = None
+        if "_fast_paths" in state:  # sessions of the coalition loop's fast path, when there is one
+            state["_fast_paths"] = {}
         return state
 
     @property

@@ -99,5 +99,7 @@ def prepare_worker_game(game: Game, provider: str, threads: int | None) -> dict[
         inst.provider_request = provider
         inst.threads = threads
         inst._evaluator = None  # never reuse a session built with other options
+        if hasattr(inst, "_fast_paths"):
+            inst._fast_paths = {}
         info["provider"] = inst.provider  # builds the session
     return info

@@ -78,6 +78,13 @@ class OnnxGame(Game):
     def _evaluate(self, coalitions: np.ndarray) -> np.ndarray:
         return self.metric(self._outputs(coalitions), self.labels, self.groups)
 
+    def __getstate__(self) -> dict:
+        """Pickled without runtime state (data bound to a session); the copy rebuilds it on first use."""
+        state = dict(self.__dict__)
+        if "_bound" in state:
+            state["_bound"] = None
+        return state
+
     def with_data(
         self,
         inputs: np.ndarray | Mapping[str, np.ndarray],
