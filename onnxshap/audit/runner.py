@@ -257,6 +257,8 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     top = result.top_k if result.top_k is not None else result.ranking()[: top_k or 0]
     run_info.update(
         {
+            "backend": result.metadata.get("backend", "local"),
+            "workers": result.metadata.get("workers", 1),
             "status": "finished",
             "v_all": game.v_all,
             "v_empty": game.v_empty,
@@ -269,8 +271,6 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
             },
             "estimator_metadata": result.metadata,
             "evaluations": result.evaluations,
-            "backend": result.metadata.get("backend", "local"),
-            "workers": result.metadata.get("workers", 1),
             "wall_seconds": result.metadata.get("wall_seconds"),
             "audit_seconds": time.time() - started,
             "top_k": [ids[i] for i in top],
