@@ -109,6 +109,24 @@ def audit_options(fn):
             help="adversarial: your own adversarial examples instead of the built-in attack.",
         ),
         click.option(
+            "--backend",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help='Where permutations are walked: this process, or Ray actors (pip install "onnxshap[ray]").',
+        ),
+        click.option(
+            "--address",
+            default=None,
+            help="ray: cluster to join, auto | HOST:PORT (default: a new local Ray instance).",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=None,
+            help="ray: actors (default: one per GPU, else one per node).",
+        ),
+        click.option(
             "--baselines/--no-baselines",
             default=True,
             show_default=True,
@@ -154,4 +172,7 @@ def config_from_options(model: Path, out: Path, resume: bool, **opts):
         queries=opts["queries"],
         adversarial_data=opts["adversarial_data"],
         baselines=opts["baselines"],
+        backend=opts["backend"],
+        address=opts["address"],
+        workers=opts["workers"],
     )

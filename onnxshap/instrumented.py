@@ -42,6 +42,17 @@ class Instrumented:
         self._fast_paths: dict[tuple, FastPath] = {}
         self._original: SessionInfo | None = None
 
+    def __getstate__(self) -> dict:
+        """Pickle the model, unit table and options, not the ONNX Runtime sessions: the copy builds its
+        own session on first use (how games travel to distributed workers). Models with external data
+        need that data at the same path where the copy is unpickled."""
+        state = dict(self.__dict__)
+        state["_evaluator"] = None
+        state["_original"] = None
+        if "_fast_paths" in state:  # sessions of the coalition loop's fast path, when there is one
+            state["_fast_paths"] = {}
+        return state
+
     @property
     def n_units(self) -> int:
         return self.units.n_units

@@ -50,6 +50,9 @@ class AuditConfig:
     resume: bool = False
     progress: bool | None = None
     baselines: bool = True
+    backend: str = "local"  # "ray": permutations walked by Ray actors (onnxshap.distributed)
+    address: str | None = None  # ray: cluster address (auto | HOST:PORT)
+    workers: int | None = None  # ray: number of actors
     extra: dict[str, Any] = field(default_factory=dict)  # further estimator parameters
 
 
@@ -183,12 +186,32 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result) -> dict[str,
     }
 
 
+def _check_backend(cfg: AuditConfig) -> None:
+    """Refuse a bad backend before anything is written (unknown name, Ray missing, non-sampling method)."""
+    if cfg.backend == "local" and cfg.address is None and cfg.workers is None:
+        return
+    from onnxshap.distributed import check_backend, require_ray
+    from onnxshap.estimators import ESTIMATORS, ParameterError
+    from onnxshap.estimators.permutation import SamplingEstimator
+
+    check_backend(cfg.backend, cfg.address, cfg.workers)
+    cls = ESTIMATORS.get(cfg.estimator)
+    if cls is not None and not issubclass(cls, SamplingEstimator):
+        raise ParameterError(
+            f"--backend {cfg.backend} runs the sampling estimators (tmab, truncated, permutation), "
+            f"not {cfg.estimator}"
+        )
+    if cfg.backend == "ray":
+        require_ray()
+
+
 def run_audit(cfg: AuditConfig) -> RunFolder:
     """Run (or resume) an audit into cfg.out and return the run folder."""
     from onnxshap import __version__
     from onnxshap.estimators import estimate
     from onnxshap.instrumented import instrument
 
+    _check_backend(cfg)
     folder = RunFolder(cfg.out)
     folder.prepare(cfg.resume)
     started = time.time()
@@ -221,6 +244,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         "estimator": cfg.estimator,
         "seed": cfg.seed,
         "provider": inst.provider,
+        "backend": cfg.backend,
         "n_units": inst.n_units,
         "onnxshap_version": __version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
@@ -237,6 +261,9 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         checkpoint_every_seconds=float(os.environ.get("ONNXSHAP_CHECKPOINT_SECONDS", 30)),
         resume=cfg.resume,
         progress=cfg.progress,
+        backend=cfg.backend,
+        address=cfg.address,
+        workers=cfg.workers,
         **_estimator_params(cfg),
     )
     folder.write_results(result, inst.units)
@@ -246,6 +273,8 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     top = result.top_k if result.top_k is not None else result.ranking()[: top_k or 0]
     run_info.update(
         {
+            "backend": result.metadata.get("backend", "local"),
+            "workers": result.metadata.get("workers", 1),
             "status": "finished",
             "v_all": game.v_all,
             "v_empty": game.v_empty,

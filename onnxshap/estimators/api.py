@@ -8,8 +8,9 @@ from typing import Any
 from onnxshap.estimators.base import Estimator, run
 from onnxshap.estimators.errors import ParameterError
 from onnxshap.estimators.exact import ExactEstimator
+from onnxshap.estimators.executor import RoundExecutor
 from onnxshap.estimators.loo import LeaveOneOutEstimator
-from onnxshap.estimators.permutation import DEFAULT_PERMUTATIONS, PermutationEstimator
+from onnxshap.estimators.permutation import DEFAULT_PERMUTATIONS, PermutationEstimator, SamplingEstimator
 from onnxshap.estimators.tmab import TMABEstimator
 from onnxshap.estimators.truncated import TruncatedEstimator
 from onnxshap.games.base import Game
@@ -44,6 +45,9 @@ def estimate(
     checkpoint_every_seconds: float | None = 60.0,
     resume: bool = False,
     progress: bool | None = None,
+    backend: str | RoundExecutor = "local",
+    address: str | None = None,
+    workers: int | None = None,
     **params: Any,
 ) -> ShapleyResult:
     """Estimate the Shapley value of every player of ``game``.
@@ -60,6 +64,12 @@ def estimate(
     ``resume=True`` continues from it (bit-for-bit the result of an uninterrupted run with the same
     seed and budget). ``progress``: tqdm bar on stderr (None: only on a terminal). Deterministic for a
     fixed seed.
+
+    ``backend``: "local" (this process, the default) or "ray" (extra ``ray``: rounds of permutations
+    are walked by ``workers`` Ray actors on the cluster at ``address``, see
+    :mod:`onnxshap.distributed.ray_executor`; sampling methods only), or an executor object to reuse
+    (the caller closes it). The values do not depend on the backend's number of workers; for scalar
+    games they equal the local backend's, for vector games up to rounding (chunks are merged).
     """
     if not isinstance(method, str) or method not in ESTIMATORS:
         raise ParameterError(f"unknown method {method!r}; choose one of: {', '.join(ESTIMATORS)}")
@@ -78,13 +88,48 @@ def estimate(
             f"exact needs {est.planned_evaluations()} evaluations for {game.n_players} players; "
             f"max_evals={max_evals} is too small"
         )
-    return run(
-        est,
-        max_evals=max_evals,
-        max_seconds=max_seconds,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every_evals=checkpoint_every_evals,
-        checkpoint_every_seconds=checkpoint_every_seconds,
-        resume=resume,
-        progress=progress,
-    )
+    executor, owned = _executor(backend, address, workers, est)
+    try:
+        result = run(
+            est,
+            max_evals=max_evals,
+            max_seconds=max_seconds,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every_evals=checkpoint_every_evals,
+            checkpoint_every_seconds=checkpoint_every_seconds,
+            resume=resume,
+            progress=progress,
+        )
+        if executor is not None:
+            result.metadata.update(executor.describe())
+    finally:
+        if owned and executor is not None:
+            executor.close()  # type: ignore[attr-defined]
+    return result
+
+
+def _executor(
+    backend: str | RoundExecutor, address: str | None, workers: int | None, est: Estimator
+) -> tuple[RoundExecutor | None, bool]:
+    """(executor, whether estimate() owns it); None for the local backend (nothing imported)."""
+    if backend == "local" and address is None and workers is None:
+        return None, False
+    if isinstance(backend, str):
+        from onnxshap.distributed import check_backend, make_executor
+
+        check_backend(backend, address, workers)
+        if not isinstance(est, SamplingEstimator):
+            raise ParameterError(
+                f"backend {backend!r} runs the sampling methods (permutation, truncated, tmab); "
+                f"method={est.name!r} runs with backend='local'"
+            )
+        executor, owned = make_executor(backend, address, workers), True
+    else:
+        if not hasattr(backend, "run_round"):
+            raise ParameterError(f"backend must be 'local', 'ray' or a round executor, got {backend!r}")
+        if not isinstance(est, SamplingEstimator):
+            raise ParameterError(f"an executor runs the sampling methods, not method={est.name!r}")
+        executor, owned = backend, False
+    if executor is not None:
+        est.executor = executor  # type: ignore[union-attr]
+    return executor, owned

@@ -9,8 +9,9 @@ import numpy as np
 
 from onnxshap.estimators.base import Estimator
 from onnxshap.estimators.bounds import t_halfwidth
+from onnxshap.estimators.executor import LOCAL, RoundExecutor
 from onnxshap.estimators.stats import RunningMoments
-from onnxshap.estimators.walk import RoundOutput, walk_round
+from onnxshap.estimators.walk import RoundOutput
 from onnxshap.games.base import Game
 
 DEFAULT_PERMUTATIONS = 100
@@ -34,6 +35,7 @@ class SamplingEstimator(Estimator):
         "keep_samples": False,
     }
     unit = 1  # permutations per statistical sample (2 for antithetic pairs)
+    executor: RoundExecutor = LOCAL  # who walks the rounds (see onnxshap.estimators.executor)
 
     def __init__(self, game: Game, **kwargs: Any) -> None:
         super().__init__(game, **kwargs)
@@ -80,28 +82,37 @@ class SamplingEstimator(Estimator):
             size = min(size, math.ceil(remaining_evals / max(cost, 1.0) / u) * u)
         return max(size, u)
 
+    def walk_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`walk_round` for the next round (besides game and indices)."""
+        return {
+            "seed": self.seed,
+            "images": self.params["images"],
+            "antithetic": self.unit == 2,
+            "active": self.active_players(),
+            "truncation": self.truncation_threshold(),
+            "patience": self.params.get("patience", 6),
+        }
+
     def step(self, remaining_evals: int | None) -> None:
-        """Walk one round of permutations and fold its marginals into the running moments."""
+        """Walk one round of permutations (with ``self.executor``) and fold its marginals in."""
         size = self.round_size(remaining_evals)
-        out = walk_round(
-            self.game,
-            range(self.next_perm, self.next_perm + size),
-            seed=self.seed,
-            images=self.params["images"],
-            antithetic=self.unit == 2,
-            active=self.active_players(),
-            truncation=self.truncation_threshold(),
-            patience=self.params.get("patience", 6),
-        )
+        evaluations = self.executor.run_round(self, range(self.next_perm, self.next_perm + size))
+        self.evaluations += evaluations
+        self.walk_evals += evaluations
+        self.next_perm += size
+        self.rounds += 1
+        self.after_round()
+
+    def fold(self, out: RoundOutput) -> None:
+        """Absorb a walked round (or a chunk of it, chunks in index order) and keep its samples."""
         self.absorb(out)
         if self.params["keep_samples"]:
             self._kept_m.append(np.where(_expand(out.sampled, self.shape), out.marginals, np.nan))
             self._kept_o.append(out.orders)
-        self.evaluations += out.evaluations
-        self.walk_evals += out.evaluations
-        self.next_perm += size
-        self.rounds += 1
-        self.after_round()
+
+    def moments(self) -> list[RunningMoments]:
+        """The running moments :meth:`absorb` updates (a distributed executor merges chunks into them)."""
+        return [self.stats]
 
     def absorb(self, out: RoundOutput) -> None:
         """Fold a round's marginals into the moments, one permutation at a time, in index order."""

@@ -34,6 +34,25 @@ class RunningMoments:
         self.mean[sel] += delta / cnt
         self.m2[sel] += delta * (xs - self.mean[sel])
 
+    def merge(self, other: RunningMoments) -> None:
+        """Fold in the moments of another batch of samples (Chan et al.'s pairwise combination).
+
+        Used by distributed executors: workers summarise chunks of permutations and the driver merges
+        the chunks in index order, so the result depends on the chunking, never on which worker ran
+        what. Equal to updating with the other batch's samples up to rounding (~1e-16 relative).
+        """
+        if other.mean.shape != self.mean.shape:
+            raise ValueError(f"cannot merge moments of shape {other.mean.shape} into {self.mean.shape}")
+        trail = (1,) * len(self.shape)
+        n_a = self.count.astype(np.float64).reshape(-1, *trail)
+        n_b = other.count.astype(np.float64).reshape(-1, *trail)
+        total = n_a + n_b
+        safe = np.where(total > 0, total, 1.0)
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (n_b / safe)
+        self.m2 = self.m2 + other.m2 + delta * delta * (n_a * n_b / safe)
+        self.count = self.count + other.count
+
     def variance(self) -> np.ndarray:
         """Sample variance (n - 1 denominator); NaN where fewer than 2 samples."""
         cnt = self.count.astype(np.float64).reshape(-1, *((1,) * len(self.shape)))

@@ -131,6 +131,10 @@ class TMABEstimator(SamplingEstimator):
                 flat = out.marginals[r].reshape(self.n, -1).mean(axis=1)
                 self.summary.update(flat, out.sampled[r])
 
+    def moments(self) -> list[RunningMoments]:
+        """Per-element moments, plus the ranking summary's for vector games."""
+        return [self.stats] if self.summary is self.stats else [self.stats, self.summary]
+
     def after_round(self) -> None:
         """Recompute tau and the active set; detect convergence."""
         mu, counts = self.summary.mean, self.summary.count

@@ -113,6 +113,13 @@ class OnnxGame(Game):
             out = out.reshape(len(out), *self.item_shape)
         return self.metric.from_reduced(out, self.labels, self.groups)
 
+    def __getstate__(self) -> dict:
+        """Pickled without runtime state (data bound to a session); the copy rebuilds it on first use."""
+        state = dict(self.__dict__)
+        if "_bound" in state:
+            state["_bound"] = None
+        return state
+
     def with_data(
         self,
         inputs: np.ndarray | Mapping[str, np.ndarray],
