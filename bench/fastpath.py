@@ -26,6 +26,7 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,19 @@ class Scenario:
     x: np.ndarray
     keep_last: int | None = None  # analyse only the last N unit layers
     coalitions: int = 64
+
+
+def time_interleaved(runners: dict[str, Callable], coal: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median seconds per coalition of each runner on `coal`, the runners interleaved round by round
+    (forwards, then backwards) so that load changes hit them alike."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    order = list(runners)
+    for r in range(repeats):
+        for name in order if r % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            runners[name](coal)
+            times[name].append((time.perf_counter() - start) / len(coal))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def exclude_all_but_last(model: Path, n: int) -> str:
@@ -104,14 +118,7 @@ def run_scenario(sc: Scenario, provider: str, repeats: int) -> dict[str, float]:
         got = fn(coal[:16])
         classes = got if got.dtype.kind == "i" else got.argmax(-1)
         assert np.array_equal(classes[:4], ref), f"{name} disagrees with the plain path"
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    order = list(runners)
-    for r in range(repeats):
-        for name in order if r % 2 == 0 else order[::-1]:
-            start = time.perf_counter()
-            runners[name](coal)
-            times[name].append((time.perf_counter() - start) / len(coal))
-    result = {name: statistics.median(t) for name, t in times.items()}
+    result = time_interleaved(runners, coal, repeats)
     result["stack"] = float(paths["+stack"].describe().stack or 0)
     result["prefix_ops"] = float(paths["+cut"].describe().prefix_ops)
     return result

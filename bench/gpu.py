@@ -19,9 +19,7 @@ the model does not allow (e.g. a CUDA graph when some node falls back to the CPU
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fastpath import Scenario, exclude_all_but_last, scenarios
+from bench.fastpath import Scenario, exclude_all_but_last, scenarios, time_interleaved
 from onnxshap import instrument
 from onnxshap.errors import OnnxShapError
 
@@ -90,14 +88,7 @@ def run_scenario(sc: Scenario, repeats: int) -> dict[str, float | str]:
             result[variant] = "error: predictions differ from cpu plain"
             continue
         runners[variant] = fn
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    order = list(runners)
-    for r in range(repeats):
-        for name in order if r % 2 == 0 else order[::-1]:
-            start = time.perf_counter()
-            runners[name](coal)
-            times[name].append((time.perf_counter() - start) / len(coal))
-    result.update({name: statistics.median(t) for name, t in times.items()})
+    result.update(time_interleaved(runners, coal, repeats))
     return result
 
 

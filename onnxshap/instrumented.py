@@ -77,15 +77,18 @@ class Instrumented:
             raise DataError(f"the model has {len(names)} inputs ({', '.join(names)}); pass a dict of arrays")
         return {names[0]: np.asarray(inputs)}
 
-    def _session(self, model: onnx.ModelProto, cuda_graph: bool = False) -> SessionInfo:
-        """A session on this model's provider; CUDA graphs only where asked (bound, fixed buffers)."""
+    def session_for(
+        self, model: onnx.ModelProto, optimize: bool | None = None, cuda_graph: bool = False
+    ) -> SessionInfo:
+        """A session for a model derived from this one, on its provider, threads and options (external
+        data resolved next to the source); CUDA graphs only where asked (bound, fixed buffers)."""
         ext = self.source.base_dir if self.source.has_external_data else None
         options = self.provider_options if cuda_graph else without_cuda_graph(self.provider_options)
         return make_session(
             model,
             self.provider_request,
             self.threads,
-            self.optimize,
+            self.optimize if optimize is None else optimize,
             external_data_dir=ext,
             provider_options=options,
         )
@@ -93,7 +96,7 @@ class Instrumented:
     @property
     def evaluator(self) -> MaskedEvaluator:
         if self._evaluator is None:
-            self._evaluator = MaskedEvaluator(self._session(self.model), self.units)
+            self._evaluator = MaskedEvaluator(self.session_for(self.model), self.units)
         return self._evaluator
 
     def fast_path(
@@ -132,7 +135,7 @@ class Instrumented:
     ) -> dict[str, np.ndarray]:
         """Outputs of the original, uninstrumented model (same provider and options)."""
         if self._original is None:
-            self._original = self._session(self.source.proto)
+            self._original = self.session_for(self.source.proto)
         session = self._original.session
         feeds = prepare_inputs(session, inputs, set())
         names = outputs or [o.name for o in session.get_outputs()]

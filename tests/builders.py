@@ -314,3 +314,17 @@ def fixed_batch() -> onnx.ModelProto:
     return _model(
         nodes, [_in("x", [1, 2, 4, 4])], [_out("y")], [numpy_helper.from_array(_w(3, 2, 1, 1), "w")]
     )
+
+
+# Hand-built models with units, and the unit kinds to instrument them with (shared by runtime tests).
+UNIT_MODELS = {
+    "residual": (conv_bn_relu_residual, "conv"),
+    "producers": (weights_via_producers, "conv"),
+    "if": (conv_in_if, "conv"),
+    "swish_dense": (swish_and_dense, "conv,dense"),
+    "qdq": (quantized_qdq, "conv"),
+    "convinteger": (conv_integer, "conv"),
+    "conv1d": (lambda: conv_variants(1), "conv"),
+    "convtranspose3d": (lambda: conv_variants(3, True), "conv"),
+    "fp16": (lambda: conv_variants(2, False, np.float16), "conv"),
+}

@@ -45,23 +45,13 @@ def activation_maps(
     Only main-graph conv units whose masked tensor is rank 4 get a map; other units are left out of the dict.
     The map is the unit's channel of its layer's masked tensor (after the per-channel chain, e.g. ReLU).
     """
-    from onnxshap.runtime.providers import without_cuda_graph
-    from onnxshap.runtime.session import make_session
 
     wanted = map_layers(inst, unit_indices)
     if not wanted:
         return {}
     layers = list({layer.layer: layer for layer in wanted.values()}.values())
     model = _with_outputs(inst.model, layers)
-    ext = inst.source.base_dir if inst.source.has_external_data else None
-    session = make_session(
-        model,
-        inst.provider_request,
-        inst.threads,
-        True,
-        external_data_dir=ext,
-        provider_options=without_cuda_graph(inst.provider_options),
-    ).session
+    session = inst.session_for(model, optimize=True).session
     masks = {layer.mask_input for layer in inst.units.layers}
     feeds = prepare_inputs(session, inst.bind(inputs), masks)
     n = len(next(iter(feeds.values())))

@@ -25,19 +25,9 @@ def activation_model(inst) -> tuple[onnx.ModelProto, list]:
 
 def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch: int = 64) -> np.ndarray:
     """Mean |activation| per unit over items and positions, [n_units]; NaN for units inside subgraphs."""
-    from onnxshap.runtime.providers import without_cuda_graph
-    from onnxshap.runtime.session import make_session
 
     model, layers = activation_model(inst)
-    ext = inst.source.base_dir if inst.source.has_external_data else None
-    session = make_session(
-        model,
-        inst.provider_request,
-        inst.threads,
-        True,
-        external_data_dir=ext,
-        provider_options=without_cuda_graph(inst.provider_options),
-    ).session
+    session = inst.session_for(model, optimize=True).session
     masks = {layer.mask_input for layer in inst.units.layers}
     feeds = prepare_inputs(session, inputs, masks)
     n = len(next(iter(feeds.values())))

@@ -12,17 +12,7 @@ from onnxshap.runtime.session import make_session
 from onnxshap.runtime.verify import check_invariant, random_inputs
 from tests import builders as B
 
-BUILDERS = {
-    "residual": (B.conv_bn_relu_residual, "conv"),
-    "producers": (B.weights_via_producers, "conv"),
-    "if": (B.conv_in_if, "conv"),
-    "swish_dense": (B.swish_and_dense, "conv,dense"),
-    "qdq": (B.quantized_qdq, "conv"),
-    "convinteger": (B.conv_integer, "conv"),
-    "conv1d": (lambda: B.conv_variants(1), "conv"),
-    "convtranspose3d": (lambda: B.conv_variants(3, True), "conv"),
-    "fp16": (lambda: B.conv_variants(2, False, np.float16), "conv"),
-}
+BUILDERS = B.UNIT_MODELS
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))

@@ -21,14 +21,7 @@ from tests import builders as B
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
 BUILDERS = {
-    "residual": (B.conv_bn_relu_residual, "conv"),
-    "producers": (B.weights_via_producers, "conv"),
-    "if": (B.conv_in_if, "conv"),
-    "swish_dense": (B.swish_and_dense, "conv,dense"),
-    "qdq": (B.quantized_qdq, "conv"),
-    "convinteger": (B.conv_integer, "conv"),
-    "conv1d": (lambda: B.conv_variants(1), "conv"),
-    "fp16": (lambda: B.conv_variants(2, False, np.float16), "conv"),
+    **B.UNIT_MODELS,
     "decomposed": (B.decomposed_activations, "conv"),
     "fixed_batch": (B.fixed_batch, "conv"),
 }
