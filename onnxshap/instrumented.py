@@ -78,7 +78,11 @@ class Instrumented:
         return {names[0]: np.asarray(inputs)}
 
     def session_for(
-        self, model: onnx.ModelProto, optimize: bool | None = None, cuda_graph: bool = False
+        self,
+        model: onnx.ModelProto,
+        optimize: bool | None = None,
+        cuda_graph: bool = False,
+        spin: bool = True,
     ) -> SessionInfo:
         """A session for a model derived from this one, on its provider, threads and options (external
         data resolved next to the source); CUDA graphs only where asked (bound, fixed buffers)."""
@@ -91,6 +95,7 @@ class Instrumented:
             self.optimize if optimize is None else optimize,
             external_data_dir=ext,
             provider_options=options,
+            spin=spin,
         )
 
     @property

@@ -82,7 +82,9 @@ class FastPath:
         if reduction is not None:
             suffix, self.out_names = append_reduction(suffix, output, reduction)
         self.cut = graph_cut
-        self.prefix_session = inst.session_for(graph_cut.prefix).session if graph_cut is not None else None
+        self.prefix_session = (
+            inst.session_for(graph_cut.prefix, spin=False).session if graph_cut is not None else None
+        )
         self._suffix = suffix
         try:
             self._open_suffix()

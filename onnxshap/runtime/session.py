@@ -29,11 +29,13 @@ def make_session(
     optimize: bool = True,
     external_data_dir: str | os.PathLike | None = None,
     provider_options: dict[str, str] | None = None,
+    spin: bool = True,
 ) -> SessionInfo:
     """An InferenceSession on the chosen provider; `optimize=False` disables graph optimisations.
 
     `external_data_dir` is the folder external-data locations are relative to, for in-memory models;
-    `provider_options` override the CUDA EP defaults (see `onnxshap.runtime.providers.CUDA_DEFAULTS`).
+    `provider_options` override the CUDA EP defaults (see `onnxshap.runtime.providers.CUDA_DEFAULTS`);
+    `spin=False` for sessions that run only now and then (their idle threads then sleep at once).
     """
     ort = import_ort()
     choice = resolve_provider(provider, provider_options)
@@ -42,6 +44,10 @@ def make_session(
     opts.intra_op_num_threads = n_threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 4  # failures are reported by us, in one line
+    if not spin:
+        # Idle intra-op threads spin by default, and the spinning of a session that runs only now and
+        # then (a graph prefix once per data batch) steals the cores from the one in the hot loop.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if external_data_dir is not None:
