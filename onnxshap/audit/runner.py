@@ -187,10 +187,11 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result) -> dict[str,
 
 
 def _check_backend(cfg: AuditConfig) -> None:
-    """Refuse a bad backend before anything is written (unknown name, Ray missing, non-sampling method)."""
+    """Refuse a bad backend before anything is written (unknown name, Ray missing, non-sampling method,
+    nothing answering at --address)."""
     if cfg.backend == "local" and cfg.address is None and cfg.workers is None:
         return
-    from onnxshap.distributed import check_backend, require_ray
+    from onnxshap.distributed import check_backend, check_reachable, require_ray
     from onnxshap.estimators import ESTIMATORS, ParameterError
     from onnxshap.estimators.permutation import SamplingEstimator
 
@@ -203,6 +204,7 @@ def _check_backend(cfg: AuditConfig) -> None:
         )
     if cfg.backend == "ray":
         require_ray()
+        check_reachable(cfg.address)
 
 
 def run_audit(cfg: AuditConfig) -> RunFolder:

@@ -31,6 +31,30 @@ def check_backend(backend: str, address: str | None = None, workers: int | None 
         )
 
 
+REACH_SECONDS = 5.0
+
+
+def check_reachable(address: str | None) -> None:
+    """For a "HOST:PORT" address, fail in one line when nothing answers there (Ray itself would keep
+    retrying for minutes); "auto", None and ``ray://`` client addresses are left to Ray."""
+    import socket
+
+    if address is None or address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ParameterError(f"address must be auto or HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RuntimeSetupError(
+            f"no Ray cluster answers at {address} ({reason}); start one with `ray start --head` "
+            "or pass --address auto"
+        ) from None
+
+
 def require_ray() -> None:
     """Import Ray, or raise a one-line :class:`RuntimeSetupError` saying how to install it."""
     try:
@@ -52,9 +76,10 @@ def make_executor(
     if backend == "local":
         return None
     require_ray()
+    check_reachable(address)
     from onnxshap.distributed.ray_executor import RayExecutor
 
     return RayExecutor(address=address, workers=workers)
 
 
-__all__ = ["BACKENDS", "RAY_MISSING", "check_backend", "make_executor", "require_ray"]
+__all__ = ["BACKENDS", "RAY_MISSING", "check_backend", "check_reachable", "make_executor", "require_ray"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from onnxshap.distributed import RAY_MISSING, make_executor
+from onnxshap.distributed import RAY_MISSING, check_reachable, make_executor
 from onnxshap.distributed.chunks import Summary, chunk_bounds, fold_chunk, walk_chunk
 from onnxshap.errors import RuntimeSetupError
 from onnxshap.estimators import ParameterError, estimate
@@ -122,6 +122,24 @@ def test_backend_errors() -> None:
     with pytest.raises(ParameterError, match="method='exact' runs with backend='local'"):
         estimate(game, "exact", backend="ray", progress=False)
     assert make_executor("local") is None
+
+
+def test_unreachable_address_is_one_line(tmp_path: Path) -> None:
+    """Nothing listens on port 1 of the loopback: refused at once, before the run folder is made."""
+    pytest.importorskip("ray")
+    with pytest.raises(RuntimeSetupError, match=r"no Ray cluster answers at 127\.0\.0\.1:1"):
+        check_reachable("127.0.0.1:1")
+    with pytest.raises(ParameterError, match="address must be auto or HOST:PORT"):
+        check_reachable("clusterhead")
+    check_reachable("auto")  # left to Ray
+
+    from onnxshap_cli.main import cli
+
+    out = tmp_path / "run"
+    args = ["run", str(MODELS / "digits_cnn_torch.onnx"), "--backend", "ray", "--address", "127.0.0.1:1"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    assert result.exit_code == 2 and "no Ray cluster answers at 127.0.0.1:1" in result.output
+    assert not out.exists()
 
 
 def test_ray_missing_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
