@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +19,10 @@ ray = pytest.importorskip("ray")
 
 from onnxshap.distributed.ray_executor import RayExecutor  # noqa: E402
 from onnxshap.estimators import estimate  # noqa: E402
-from onnxshap.estimators.checkpoint import checkpoint_path, load_checkpoint  # noqa: E402
+from onnxshap.estimators.checkpoint import load_checkpoint  # noqa: E402
 from onnxshap.games.base import Game  # noqa: E402
 from onnxshap.results import ShapleyResult  # noqa: E402
+from tests.killing import kill_after_first_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -155,27 +153,8 @@ def test_killing_the_driver_and_resuming_loses_nothing(cluster, games, tmp_path:
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(DRIVER))
     ckpt, out = tmp_path / "ckpt", tmp_path / "result"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     args = [str(ckpt), str(out), str(MODELS / "digits_cnn_torch.onnx"), str(MODELS / "digits_test.npz")]
-    proc = subprocess.Popen(
-        [sys.executable, str(script), cluster, *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not checkpoint_path(ckpt).exists():
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.02)
-        time.sleep(0.3)  # let it get further than the first checkpoint
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_first_checkpoint([str(script), cluster, *args], ckpt, timeout=120, settle=0.3)
     assert not out.with_suffix(".npz").exists(), "the run finished before it was killed"
     _, _, state = load_checkpoint(ckpt)
     assert 0 < state["evaluations"] < 5000

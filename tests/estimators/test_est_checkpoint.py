@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +11,7 @@ import pytest
 from onnxshap.estimators import CheckpointError, estimate
 from onnxshap.estimators.checkpoint import checkpoint_path, load_checkpoint
 from onnxshap.games import FewHubsGame, InteractionGame
+from tests.killing import kill_after_first_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,26 +134,7 @@ def test_resume_after_kill_9_equals_uninterrupted_run(tmp_path: Path, method: st
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(SCRIPT))
     ckpt, out = tmp_path / "ckpt", tmp_path / "result"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), method, str(ckpt), str(out), "0.003"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not checkpoint_path(ckpt).exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no checkpoint within 60 s"
-            time.sleep(0.01)
-        time.sleep(0.15)  # let it get further than the first checkpoint
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_first_checkpoint([str(script), method, str(ckpt), str(out), "0.003"], ckpt)
     assert not out.with_suffix(".npz").exists(), "the run finished before it was killed"
     _, _, state = load_checkpoint(ckpt)
     assert 0 < state["evaluations"] < 12_000
