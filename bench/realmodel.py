@@ -107,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         "--max-evals", type=int, default=None, help="evaluation budget (default: none, only the time)"
     )
     parser.add_argument("--top-k", type=int, default=30)
+    parser.add_argument(
+        "--bound",
+        default="bernstein",
+        choices=("bernstein", "hoeffding", "student-t"),
+        help="tmab's confidence radius (bernstein: the original's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="keep the checkpoint here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -136,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load avg    {_load()} (1/5/15 min) on {os.cpu_count()} CPUs before the run")
     budget = f", max_evals {args.max_evals}" if args.max_evals else ""
     print(
-        f"guard       {args.max_minutes:g} min -> max_seconds {max_seconds:.0f}{budget}, 1 permutation per round"
+        f"guard       {args.max_minutes:g} min -> max_seconds {max_seconds:.0f}{budget}, 1 permutation per round, "
+        f"{args.bound} radius"
     )
     sys.stdout.flush()
 
@@ -154,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             max_seconds=max_seconds,
             max_evals=args.max_evals,
             permutations_per_round=PERMUTATIONS_PER_ROUND,
+            bound=args.bound,
             checkpoint_dir=checkpoint_dir,
             progress=not args.no_progress,
         )

@@ -52,7 +52,10 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "permutations_per_round": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "keep_samples": (lambda v: isinstance(v, bool), "True or False"),
     "min_samples": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
-    "bound": (lambda v: v in ("bernstein", "hoeffding"), "'bernstein' or 'hoeffding'"),
+    "bound": (
+        lambda v: v in ("bernstein", "hoeffding", "student-t"),
+        "'bernstein', 'hoeffding' or 'student-t'",
+    ),
 }
 
 # Parameters that only bound how long a run goes on: a checkpoint may be resumed with other values.

@@ -52,7 +52,7 @@ def test_errors_are_value_errors_and_onnxshap_errors(game: InteractionGame) -> N
         ("truncated", {"value_range": 0}, "value_range must be a positive number"),
         ("tmab", {"epsilon": -1}, "epsilon must be a number >= 0"),
         ("tmab", {"min_samples": 1}, "min_samples must be an integer >= 2"),
-        ("tmab", {"bound": "chernoff"}, "bound must be 'bernstein' or 'hoeffding'"),
+        ("tmab", {"bound": "chernoff"}, "bound must be 'bernstein', 'hoeffding' or 'student-t'"),
         ("tmab", {"union_bound": 1}, "union_bound must be True or False"),
         ("tmab", {"top_k": 6}, r"top_k must be an integer in \[1, 5\] for tmab"),
         ("permutation", {"top_k": 0}, r"top_k must be an integer in \[1, 6\]"),

@@ -29,6 +29,18 @@ def test_tmab_finds_the_true_top_k_on_the_few_hubs_game() -> None:
     assert res.metadata["n_active"] <= 2
 
 
+def test_student_t_radius_converges_sooner_to_the_same_top_k() -> None:
+    game = hubs_game()
+    truth = set(np.argsort(-game.shapley_values())[:5])
+    bern = estimate(game, "tmab", top_k=5, seed=0, images=100, max_evals=400_000, progress=False)
+    t = estimate(
+        game, "tmab", top_k=5, seed=0, images=100, bound="student-t", max_evals=400_000, progress=False
+    )
+    assert t.metadata["converged"] and set(t.top_k) == truth
+    assert t.evaluations < bern.evaluations / 4  # ~10x fewer here: no 7 R ln(2/delta) / 3(n-1) term
+    assert np.all(t.ci_high >= t.values) and np.all(t.ci_low <= t.values)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_tmab_top_k_with_noisy_data_batches(seed: int) -> None:
     game = hubs_game()
