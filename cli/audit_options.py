@@ -40,6 +40,13 @@ def audit_options(fn):
         click.option("--max-seconds", type=float, default=None, help="Budget in wall-clock seconds."),
         click.option("--delta", type=float, default=None, help="Confidence level 1-delta of the intervals."),
         click.option(
+            "--bound",
+            type=click.Choice(["bernstein", "hoeffding", "student-t"]),
+            default=None,
+            help="tmab's confidence radius: bernstein (the original's, default), hoeffding, or student-t "
+            "(CLT interval: no finite-sample guarantee, far fewer evaluations on many units).",
+        ),
+        click.option(
             "--images",
             type=int,
             default=128,
@@ -175,4 +182,5 @@ def config_from_options(model: Path, out: Path, resume: bool, **opts):
         backend=opts["backend"],
         address=opts["address"],
         workers=opts["workers"],
+        extra={"bound": opts["bound"]} if opts["bound"] else {},
     )

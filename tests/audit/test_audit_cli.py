@@ -237,3 +237,22 @@ def test_bad_inputs_one_line_exit_2(tmp_path):
         assert proc.returncode == 2, (args, proc.stderr)
         assert proc.stderr.startswith("onnxshap: error: ") and proc.stderr.count("\n") == 1, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_run_records_the_fast_path_and_takes_speed_and_bound_options(tmp_path):
+    base = ["run", str(CNN), "--max-evals", "600", "--top-k", "5", "--no-baselines", "--no-progress"]
+    out = tmp_path / "t"
+    result = CliRunner().invoke(cli, [*base, "--out", str(out), "--bound", "student-t", "--stack", "2"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["parameters"]["bound"] == "student-t"
+    assert run["fast_path"] == {"cut": True, "prefix_ops": 2, "reduction": "argmax", "stack": 2}
+    plain = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "p"), "--no-fast-path"])
+    assert plain.exit_code == 0, plain.output
+    assert json.loads((tmp_path / "p" / "run.json").read_text())["fast_path"] is None
+    bad = CliRunner().invoke(
+        cli, [*base, "--out", str(tmp_path / "b"), "--estimator", "loo", "--bound", "student-t"]
+    )
+    assert bad.exit_code == 2 and "unknown parameter(s) for method='loo': bound" in bad.output
+    bad = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "c"), "--provider-option", "magic=1"])
+    assert bad.exit_code == 2 and "unknown CUDA provider option 'magic'" in bad.output
