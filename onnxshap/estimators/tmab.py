@@ -18,6 +18,7 @@ from onnxshap.estimators.walk import RoundOutput
 from onnxshap.games.base import Game
 
 DEFAULT_TOP_K = 100
+T_MIN_SAMPLES = 30  # the t interval leans on the central limit theorem: not below ~30 samples
 
 
 class TMABEstimator(SamplingEstimator):
@@ -44,10 +45,11 @@ class TMABEstimator(SamplingEstimator):
     * Constants hard-coded: every one is a parameter here (``bound="hoeffding"`` gives the original
       code's alternative R sqrt(ln(2/delta) / (2 n))).
 
-    ``bound="student-t"`` (not in the original) uses the Student-t interval t s / sqrt(n) instead: no
-    finite-sample guarantee (it leans on the central limit theorem, and truncated marginals are skewed),
-    but it has no R / n term, so on thousands of units whose values differ by a fraction of R players
-    leave the active set after tens of permutations instead of hundreds.
+    ``bound="student-t"`` (not in the original) uses the Student-t interval t s / sqrt(n) instead, with
+    each unit's variance floored at the mean variance over units (truncation hands out exact zeros, and
+    a unit with a few equal samples would otherwise get radius 0) and at least 30 samples before a unit
+    may leave: no finite-sample guarantee (it leans on the central limit theorem, and truncated
+    marginals are skewed), but no R / n term either.
     * R hand-set per metric: here R is ``value_range``, else the game's ``value_range`` (metrics state
       their range), else max |v(all) - v(empty)| with a warning (a heuristic, not a bound).
     * Players with fewer than ``min_samples`` (default 2, as the original's ``counts > 1``) samples stay
@@ -105,6 +107,12 @@ class TMABEstimator(SamplingEstimator):
             raise ParameterError("tmab needs value_range > 0 (v(all) equals v(empty): pass value_range=R)")
 
     @property
+    def min_samples(self) -> int:
+        """Samples a player needs before it can leave the active set (at least 30 for student-t)."""
+        m = self.params["min_samples"]
+        return max(m, T_MIN_SAMPLES) if self.params["bound"] == "student-t" else m
+
+    @property
     def delta_per_player(self) -> float:
         """delta, or delta / n with the union bound."""
         d = self.params["delta"]
@@ -114,7 +122,10 @@ class TMABEstimator(SamplingEstimator):
         """Confidence radius per player (per element for [n, *shape] variances); inf below 2 samples."""
         d, big_r = self.delta_per_player, self.value_range
         if self.params["bound"] == "student-t":
-            r = t_halfwidth(variance, counts, d)
+            # A unit whose few samples are all equal (typically the zeros truncation hands out) has
+            # variance 0 and would leave at once: no unit's variance is taken below the mean over units.
+            floor = np.nanmean(variance, axis=0) if np.isfinite(variance).any() else 0.0
+            r = t_halfwidth(np.maximum(variance, floor), counts, d)
             return np.where(np.isfinite(r), r, np.inf)
         if self.params["bound"] == "hoeffding":
             r = hoeffding_radius(counts, big_r, d, variance.shape[1:])
@@ -155,7 +166,7 @@ class TMABEstimator(SamplingEstimator):
         eps = self.params["epsilon"]
         with np.errstate(invalid="ignore"):
             contains = (mu - cb < self.tau - eps) & (mu + cb > self.tau + eps)
-        self.active = (counts < self.params["min_samples"]) | contains
+        self.active = (counts < self.min_samples) | contains
         others = self.active.copy()
         others[self.tau_player] = False
         self.is_converged = not others.any()
