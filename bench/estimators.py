@@ -63,6 +63,7 @@ ESTIMATOR_RUNS: list[tuple[str, str, dict[str, Any]]] = [
     ("permutation antithetic", "permutation", {"antithetic": True}),
     ("truncated", "truncated", {}),
     ("tmab", "tmab", {}),
+    ("tmab student-t", "tmab", {"bound": "student-t"}),
     ("loo", "loo", {}),
 ]
 
