@@ -44,7 +44,7 @@ def audit_options(fn):
             type=click.Choice(["bernstein", "hoeffding", "student-t"]),
             default=None,
             help="tmab's confidence radius: bernstein (the original's, default), hoeffding, or student-t "
-            "(CLT interval: no finite-sample guarantee, far fewer evaluations on many units).",
+            "(CLT interval: far fewer evaluations on many units, but no guarantee: it can stop on a wrong top-k).",
         ),
         click.option(
             "--images",

@@ -49,7 +49,8 @@ class TMABEstimator(SamplingEstimator):
     each unit's variance floored at the mean variance over units (truncation hands out exact zeros, and
     a unit with a few equal samples would otherwise get radius 0) and at least 30 samples before a unit
     may leave: no finite-sample guarantee (it leans on the central limit theorem, and truncated
-    marginals are skewed), but no R / n term either.
+    marginals are skewed), but no R / n term either. It can stop on a wrong top-k: in
+    ``bench/estimators.py`` it "converged" with recall 0.70 on the early-collapse game.
     * R hand-set per metric: here R is ``value_range``, else the game's ``value_range`` (metrics state
       their range), else max |v(all) - v(empty)| with a warning (a heuristic, not a bound).
     * Players with fewer than ``min_samples`` (default 2, as the original's ``counts > 1``) samples stay
