@@ -284,9 +284,8 @@ def run(
         raise ParameterError("resume=True needs checkpoint_dir (the folder holding the checkpoint)")
     t0 = time.perf_counter()
     est.start()
-    start_seconds = (
-        time.perf_counter() - t0
-    )  # v(all) and v(empty): a first measure of the cost per evaluation
+    # v(all) and v(empty): a first measure of the cost per evaluation
+    start_seconds = time.perf_counter() - t0
     fingerprint = est.fingerprint()
     if checkpoint_dir is not None:
         loaded = load_checkpoint(checkpoint_dir)

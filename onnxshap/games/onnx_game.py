@@ -9,6 +9,7 @@ import numpy as np
 from onnxshap.errors import DataError
 from onnxshap.games.base import Game
 from onnxshap.metrics import Metric, get_metric
+from onnxshap.runtime.evaluator import non_finite_output
 
 OUTPUT_BYTES_PER_CALL = 64 << 20  # keep a call's stacked outputs under ~64 MB
 
@@ -81,10 +82,7 @@ class OnnxGame(Game):
         if np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all():
             bad = int(np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))[0])
             kept = int(coalitions[bad].sum())
-            raise DataError(
-                f"the model output {self.output!r} has NaN/inf values with {kept} of {self.inst.n_units} "
-                "units kept; check the inputs' scale and the model"
-            )
+            raise non_finite_output(self.output, kept, self.inst.n_units)
         return out
 
     def reduction(self) -> str | None:

@@ -26,14 +26,27 @@ def _fmt(shape) -> str:
     return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"
 
 
+def ort_failure(exc: Exception) -> DataError:
+    """The one-line DataError for a failed ONNX Runtime run."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"ONNX Runtime failed on these inputs: {text}")
+
+
+def non_finite_output(output: str, kept: int | None, n_units: int) -> DataError:
+    """The one-line DataError for NaN/inf model outputs under a coalition of `kept` units."""
+    return DataError(
+        f"the model output {output!r} has NaN/inf values with {kept} of {n_units} units kept; "
+        "check the inputs' scale and the model"
+    )
+
+
 def run_session(session, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """session.run with ORT's failures (bad sizes for this model, ...) as one-line DataErrors."""
     try:
         return session.run(names, feeds)
     except Exception as exc:
         if type(exc).__module__.startswith("onnxruntime"):
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"ONNX Runtime failed on these inputs: {text}") from None
+            raise ort_failure(exc) from None
         raise
 
 

@@ -25,7 +25,13 @@ import numpy as np
 from onnxshap.errors import DataError, ModelError
 from onnxshap.graph.cut import GraphCut, cut_before_masks, free_input_dims, keep_outputs
 from onnxshap.graph.reduction import REDUCE_SHAPE_INPUT, append_reduction
-from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_session
+from onnxshap.runtime.evaluator import (
+    MaskedEvaluator,
+    non_finite_output,
+    ort_failure,
+    prepare_inputs,
+    run_session,
+)
 from onnxshap.runtime.providers import import_ort
 
 log = logging.getLogger(__name__)
@@ -45,14 +51,6 @@ class FastPathInfo:
     prefix_ops: int
     reduction: str | None
     stack: int | None  # None until tuned
-
-
-def _ort_failure(exc: Exception) -> None:
-    # run_with_iobinding raises plain RuntimeErrors as well as onnxruntime's own exceptions.
-    if type(exc).__module__.startswith("onnxruntime") or type(exc) is RuntimeError:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"ONNX Runtime failed on these inputs: {text}") from None
-    raise exc
 
 
 class FastPath:
@@ -261,7 +259,10 @@ class BoundBatch:
             # The first run of a slot allocates its outputs; CUDA graphs are captured from the second.
             path.session.run_with_iobinding(binding, path.run_options(-1 if first else slot.graph_id))
         except Exception as exc:
-            _ort_failure(exc)
+            # run_with_iobinding raises plain RuntimeErrors as well as onnxruntime's own exceptions.
+            if type(exc).__module__.startswith("onnxruntime") or type(exc) is RuntimeError:
+                raise ort_failure(exc) from None
+            raise
         results = binding.get_outputs()
         if first:
             # Keep the output buffers bound from now on: their shapes do not change between coalitions.
@@ -284,10 +285,7 @@ class BoundBatch:
         if kept is None:  # find the coalition of the stack that produced it
             for row in block:
                 self._run(row[None])
-        raise DataError(
-            f"the model output {self.path.output!r} has NaN/inf values with {kept} of "
-            f"{self.path.inst.n_units} units kept; check the inputs' scale and the model"
-        )
+        raise non_finite_output(self.path.output, kept, self.path.inst.n_units)
 
     # -- stacking ----------------------------------------------------------------------------
     def _stack_candidates(self) -> list[int]:
