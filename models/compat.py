@@ -35,7 +35,11 @@ RECIPES: dict[str, dict[str, tuple[tuple[int, ...], object]]] = {
     "silero_vad_op15": _AUDIO,
     "silero_vad_op18": _AUDIO,
     "silero_vad_openvino": {"input": ((1, 576), "float"), "state": ((2, 1, 128), "zeros")},
-    "silero_vad_sequence": {"input": ((2, 576), "float"), "h": ((1, 1, 128), "zeros"), "c": ((1, 1, 128), "zeros")},
+    "silero_vad_sequence": {
+        "input": ((2, 576), "float"),
+        "h": ((1, 1, 128), "zeros"),
+        "c": ((1, 1, 128), "zeros"),
+    },
 }
 
 
@@ -109,13 +113,26 @@ def _compare(key, producer, opset, inst, tolerance, check_invariant) -> CompatRo
         feeds = make_inputs(key, inst.evaluator.session, masks)
         report = check_invariant(inst, feeds)
     except OnnxShapError as exc:
-        return CompatRow(key, producer, opset, len(inst.units.layers), inst.n_units, f"FAIL: {exc}", None, None)
-    outcome = "ok" if report.passes(tolerance) else (
-        "FAIL: outputs differ" if report.relative_diff > tolerance else "FAIL: removal changes nothing")
+        return CompatRow(
+            key, producer, opset, len(inst.units.layers), inst.n_units, f"FAIL: {exc}", None, None
+        )
+    outcome = (
+        "ok"
+        if report.passes(tolerance)
+        else ("FAIL: outputs differ" if report.relative_diff > tolerance else "FAIL: removal changes nothing")
+    )
     if outcome == "ok":
         outcome = check_fast_path(inst, feeds)
-    return CompatRow(key, producer, opset, len(inst.units.layers), inst.n_units, outcome, report.max_abs_diff,
-                     report.relative_diff)
+    return CompatRow(
+        key,
+        producer,
+        opset,
+        len(inst.units.layers),
+        inst.n_units,
+        outcome,
+        report.max_abs_diff,
+        report.relative_diff,
+    )
 
 
 def check_fast_path(inst, feeds: dict[str, np.ndarray], coalitions: int = 3) -> str:
@@ -135,11 +152,15 @@ def check_fast_path(inst, feeds: dict[str, np.ndarray], coalitions: int = 3) -> 
 
 def table(rows: list[CompatRow]) -> str:
     """Markdown table for the README."""
-    lines = ["| model | producer | opset | unit layers | units | outcome | max diff (rel.) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | producer | opset | unit layers | units | outcome | max diff (rel.) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         diff = "" if r.max_diff is None else f"{r.max_diff:.1e} ({r.relative_diff:.1e})"
-        lines.append(f"| {r.key} | {r.producer} | {r.opset} | {r.conv_layers} | {r.units} | {r.outcome} | {diff} |")
+        lines.append(
+            f"| {r.key} | {r.producer} | {r.opset} | {r.conv_layers} | {r.units} | {r.outcome} | {diff} |"
+        )
     return "\n".join(lines)
 
 
