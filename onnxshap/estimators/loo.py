@@ -39,9 +39,7 @@ class LeaveOneOutEstimator(Estimator):
     def step(self, remaining_evals: int | None) -> None:
         """Evaluate the next chunk of leave-one-out coalitions."""
         players = np.arange(self.next_player, min(self.next_player + CHUNK, self.n))
-        coal = np.ones((len(players), self.n), dtype=np.bool_)
-        coal[np.arange(len(players)), players] = False
-        self.values[players] = self.v_all - self.game(coal)
+        self.values[players] = self.game.leave_one_out(players)
         self.evaluations += len(players)
         self.next_player = int(players[-1]) + 1
 

@@ -107,6 +107,18 @@ class Game(ABC):
         """Value of the empty coalition (every player removed), computed once."""
         return self._as_value(self(np.zeros((1, self.n_players), dtype=np.bool_))[0])
 
+    def leave_one_out(self, players: np.ndarray | None = None) -> np.ndarray:
+        """v(all) - v(all without i) for each player i in ``players`` (default: all): [len, *value_shape].
+
+        The default evaluates one coalition per player; games that can do it more cheaply (an ONNX game
+        runs each unit's layer onward only) override it. Counted in ``evaluations`` like any call.
+        """
+        idx = np.arange(self.n_players) if players is None else np.asarray(players, dtype=np.intp)
+        coal = np.ones((len(idx), self.n_players), dtype=np.bool_)
+        coal[np.arange(len(idx)), idx] = False
+        values = self(coal) if len(idx) else np.empty((0, *self.value_shape))
+        return np.asarray(self.v_all, dtype=np.float64) - values
+
     def subgame(self, rng: np.random.Generator, size: int | None) -> Game:
         """The same game valued on a random batch of ``size`` data items drawn with ``rng``.
 
