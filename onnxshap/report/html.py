@@ -148,12 +148,32 @@ def summary(data: RunData) -> str:
             f"(mask placement {units.placement}{exclude}{skipped})",
         ),
         ("Top k", fmt(len(info.get("top_k") or []))),
+        ("Players", players_text(data)),
+        ("Removal", f"{info.get('removal', 'zero')}: {info.get('removal_description', REMOVAL_ZERO)}"),
     ]
     body = "".join(
         f"<tr><th>{escape(k)}</th><td>{v if isinstance(v, Raw) else escape(str(v))}</td></tr>"
         for k, v in rows
     )
     return f'<h2 id="summary">1. Summary</h2><table class="summary"><tbody>{body}</tbody></table>'
+
+
+REMOVAL_ZERO = "a removed unit outputs 0 at its mask"
+
+
+def players_text(data: RunData) -> str:
+    """Who the players were: spec, count, lesions, units fixed present."""
+    players = data.players
+    if players is None or (players.spec == "channels" and not players.lesioned.size):
+        return "one player per unit (channels)"
+    parts = [f"{players.n_players:,} players ({players.spec})"]
+    fixed = players.fixed_present().size
+    if fixed:
+        parts.append(f"{fixed:,} units in no player stay present")
+    if players.lesioned.size:
+        asked = ", ".join(players.lesion) or "—"
+        parts.append(f"{players.lesioned.size:,} units lesioned for good ({asked})")
+    return "; ".join(parts)
 
 
 def best_ranking(data: RunData) -> str | None:
@@ -205,7 +225,15 @@ def curves_section(data: RunData, fig: Path | None) -> str:
 
 def _unit_rows(rows: list[UnitRow], start: int = 1) -> list[list[Any]]:
     return [
-        [i, r.unit, r.layer, r.channel, f"{r.value:.4g}", f"[{r.ci_low:.3g}, {r.ci_high:.3g}]", r.samples]
+        [
+            i,
+            r.unit,
+            r.layer or "(several)",
+            "" if r.channel is None else r.channel,
+            f"{r.value:.4g}",
+            f"[{r.ci_low:.3g}, {r.ci_high:.3g}]",
+            r.samples,
+        ]
         for i, r in enumerate(rows, start)
     ]
 

@@ -1,0 +1,116 @@
+"""`run/prune/report/check --players ...` end to end on the digits CNN fixture."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from onnxshap_cli.main import cli
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+CNN = MODELS / "digits_cnn_torch.onnx"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def layers_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "layers"
+    result = invoke("run", CNN, "--players", "layers", "--estimator", "exact", "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "shapley.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_exact_layer_values_over_the_whole_valuation_split(layers_run) -> None:
+    """--estimator exact values each layer exactly over all valuation items (whatever --images says)."""
+    from onnxshap import instrument
+    from onnxshap.data import load_data
+    from onnxshap.metrics import get_metric
+
+    out, output = layers_run
+    assert "top players (layers)" in output
+    inst = instrument(CNN, provider="cpu")
+    metas = [m for m in inst.evaluator.session.get_inputs() if m.name in inst.input_names]
+    data = load_data(MODELS / "digits_test.npz", input_metas=metas)
+    valuation, _ = data.split(0.5, seed=0)
+    metric = get_metric("accuracy")
+    spans = [(0, 16), (16, 48), (48, 80)]
+
+    def v(c) -> float:
+        keep = np.zeros(80, bool)
+        for on, (a, b) in zip(c, spans, strict=True):
+            keep[a:b] = on
+        logits = inst.evaluate(keep[None], valuation.inputs)["logits"]
+        return float(metric(logits, valuation.labels, None)[0])
+
+    phi = np.zeros(3)
+    for i in range(3):
+        for c in itertools.product([False, True], repeat=3):
+            if c[i]:
+                continue
+            s = sum(c)
+            with_i = list(c)
+            with_i[i] = True
+            phi[i] += math.factorial(s) * math.factorial(2 - s) / 6 * (v(with_i) - v(c))
+    rows = {r["unit"]: r for r in _rows(out)}
+    got = [float(rows[name]["value"]) for name in ("/conv1/Conv", "/conv2/Conv", "/conv3/Conv")]
+    np.testing.assert_allclose(got, phi, atol=1e-9, rtol=0)
+    assert rows["/conv2/Conv"]["members"] == "/conv2/Conv:0-31" and rows["/conv2/Conv"]["channel"] == ""
+    run = json.loads((out / "run.json").read_text())
+    assert run["players"] == "layers" and run["n_players"] == 3 and run["removal"] == "zero"
+    assert json.loads((out / "players.json").read_text())["n_players"] == 3
+
+
+def test_prune_removes_whole_layers_and_report_builds(layers_run, tmp_path) -> None:
+    out, _ = layers_run
+    top = _rows(out)[0]["unit"]
+    result = invoke("prune", CNN, "--run", out, "--top", "1", "-o", tmp_path / "p.onnx")
+    assert result.exit_code == 0, result.output
+    n = {"/conv1/Conv": 16, "/conv2/Conv": 32, "/conv3/Conv": 32}[top]
+    assert f"removed {n} units" in result.output
+    named = invoke("prune", CNN, "--run", out, "--units", "/conv1/Conv", "-o", tmp_path / "q.onnx")
+    assert named.exit_code == 0 and "removed 16 units" in named.output, named.output
+    report = invoke("report", out, "--no-pictures")
+    assert report.exit_code == 0, report.output
+    page = (out / "report.html").read_text()
+    assert "3 players (layers)" in page and "(several)" not in page
+
+
+def test_groups_file_run_and_check(tmp_path) -> None:
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"early": ["/conv1/Conv"], "late": ["/conv3/Conv:0-15", "/conv2/Conv:0"]}))
+    out = tmp_path / "g"
+    result = invoke(
+        "check", CNN, "--players", f"groups:{groups}", "--estimator", "permutation", "--max-evals", "40",
+        "--max-drop", "1.0", "--drop-k", "1", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "PASS max_drop" in result.output and "removing the top 1 units" in result.output
+    rows = _rows(out)
+    assert sorted(r["unit"] for r in rows) == ["early", "late"]
+    late = next(r for r in rows if r["unit"] == "late")
+    assert late["members"] == "/conv2/Conv:0;/conv3/Conv:0-15" and late["layer"] == ""
+    assert json.loads((out / "players.json").read_text())["fixed_present_units"] == 80 - 16 - 17
+
+
+def test_bad_player_options_write_nothing(tmp_path) -> None:
+    out = tmp_path / "bad"
+    result = invoke("run", CNN, "--players", "heads", "--out", out)
+    assert result.exit_code == 2 and "unknown --players" in result.output
+    assert not out.exists()
+    result = invoke("run", CNN, "--lesion-run", tmp_path, "--out", out)
+    assert result.exit_code == 2 and "--lesion-top" in result.output
