@@ -114,3 +114,43 @@ def test_bad_player_options_write_nothing(tmp_path) -> None:
     assert not out.exists()
     result = invoke("run", CNN, "--lesion-run", tmp_path, "--out", out)
     assert result.exit_code == 2 and "--lesion-top" in result.output
+
+
+def test_lesion_values_are_those_of_the_reduced_game(layers_run, tmp_path) -> None:
+    """--lesion-run RUN --lesion-top 1: the top layer is removed for good; the other two are valued exactly
+    in the game where it is always absent (2 players: phi_a = (v(a) - v(0) + v(ab) - v(b)) / 2)."""
+    from onnxshap.audit.runfolder import RunFolder
+    from onnxshap.audit.runner import config_from_run, replay_games
+
+    first, _ = layers_run
+    top = _rows(first)[0]["unit"]
+    out = tmp_path / "lesioned"
+    result = invoke(
+        "run", CNN, "--players", "layers", "--estimator", "exact", "--lesion-run", first, "--lesion-top", "1",
+        "--out", out, "--no-progress", "--no-baselines",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"lesioned: {top}" in result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["lesion"] == [top] and run["n_players"] == 2
+    rows = {r["unit"]: float(r["value"]) for r in _rows(out)}
+    assert top not in rows
+    folder = RunFolder(out)
+    _, game, _ = replay_games(config_from_run(run), folder, provider="cpu")
+    players = folder.load_players()
+    spans = {"/conv1/Conv": range(0, 16), "/conv2/Conv": range(16, 48), "/conv3/Conv": range(48, 80)}
+    a, b = players.names
+
+    def v(*present: str) -> float:
+        keep = np.zeros(80, bool)
+        for name in present:
+            keep[list(spans[name])] = True
+        return float(game(keep[None])[0])
+
+    want_a = (v(a) - v() + v(a, b) - v(b)) / 2
+    want_b = (v(b) - v() + v(a, b) - v(a)) / 2
+    assert rows[a] == pytest.approx(want_a, abs=1e-9) and rows[b] == pytest.approx(want_b, abs=1e-9)
+    # prune of a lesioned run also removes what the run lesioned
+    pruned = invoke("prune", CNN, "--run", out, "--top", "1", "-o", tmp_path / "p.onnx")
+    assert pruned.exit_code == 0, pruned.output
+    assert f"removed {len(spans[top]) + len(spans[_rows(out)[0]['unit']])} units" in pruned.output
