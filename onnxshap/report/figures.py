@@ -234,3 +234,35 @@ def modes_heatmap(data: RunData, path: Path, limit: int = 30) -> Path:
     ax.set_title(f"Shapley modes of the top {n} units")
     fig.colorbar(image, ax=ax, shrink=0.8, label="contribution")
     return save(fig, path)
+
+
+def interactions_heatmap(rows: list[dict[str, str]], path: Path) -> Path | None:
+    """Pairwise interactions (interactions.csv) as a symmetric heatmap; None when there are none."""
+    if not rows:
+        return None
+    names: list[str] = []
+    for r in rows:
+        for key in ("unit_i", "unit_j"):
+            if r[key] not in names:
+                names.append(r[key])
+    m = len(names)
+    matrix = np.full((m, m), np.nan)
+    for r in rows:
+        a, b = names.index(r["unit_i"]), names.index(r["unit_j"])
+        matrix[a, b] = matrix[b, a] = float(r["value"])
+    vmax = float(np.nanmax(np.abs(matrix), initial=0.0)) or 1.0
+    fig = new_figure(min(12.0, 0.38 * m + 3.6), min(11.0, 0.34 * m + 2.2))
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_xticks(np.arange(m))
+    ax.set_yticks(np.arange(m))
+    ax.set_xticklabels([shorten(n, 24) for n in names], rotation=90, fontsize=7)
+    ax.set_yticklabels([shorten(n, 30) for n in names], fontsize=7)
+    if m <= 12:
+        for i in range(m):
+            for j in range(m):
+                if i != j:
+                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6.5)
+    ax.set_title(f"Pairwise interactions of the top {m} players")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="interaction (red: synergy, blue: redundancy)")
+    return save(fig, path)

@@ -311,6 +311,35 @@ def modes_section(data: RunData, fig: Path | None) -> str:
     )
 
 
+def interactions_section(data: RunData, fig: Path | None) -> str:
+    """Pairwise interactions among the top players, when `onnxshap interactions` wrote them."""
+    if not data.interactions or fig is None:
+        return ""
+    import json
+
+    meta_path = data.path / "interactions.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    ranked = sorted(data.interactions, key=lambda r: -abs(float(r["value"])))[:15]
+    rows = [
+        [
+            r["unit_i"],
+            r["unit_j"],
+            f"{float(r['value']):.4g}",
+            f"[{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]",
+        ]
+        for r in ranked
+    ]
+    return (
+        '<h2 id="interactions">Pairwise interactions</h2>'
+        "<p>The Shapley interaction index of each pair of top players (= msapy's "
+        "<code>network_interaction_2d</code>: the pair's value played as one player minus each one's value "
+        "with the other lesioned). Positive: synergy; negative: redundancy. "
+        f"Intervals: {escape(str(meta.get('guarantee', '—')))}.</p>"
+        + figure(fig, "interaction heatmap", "interaction of every pair of top players")
+        + table(["player i", "player j", "interaction", "CI"], rows, (2,))
+    )
+
+
 def pictures_section(pictures: Pictures, number: int) -> str:
     """Section 6: a picture per top unit, or one line on why there is none."""
     parts = [f'<h2 id="pictures">{number}. Top units on inputs</h2>']
@@ -342,6 +371,7 @@ def render(data: RunData, figs: dict[str, Path | None], pictures: Pictures) -> s
         units_section(data, figs.get("top_units"), figs.get("negative_units")),
         layers_section(data, figs.get("layer_distribution"), figs.get("value_histogram")),
         modes_section(data, figs.get("modes_heatmap")),
+        interactions_section(data, figs.get("interactions")),
         pictures_section(pictures, 6 if data.vector else 5),
     ]
     return (

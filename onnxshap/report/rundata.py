@@ -64,6 +64,7 @@ class RunData:
     units: UnitTable
     modes: np.ndarray | None = None
     players: PlayerTable | None = None
+    interactions: list[dict[str, str]] | None = None  # interactions.csv rows (`onnxshap interactions`)
     by_id: dict[str, UnitRow] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -172,6 +173,19 @@ def load_run(path: str | os.PathLike) -> RunData:
             raise ReportError(f"cannot read modes.npy in {folder}: {exc}") from None
         if modes.ndim < 2 or len(modes) != players.n_players:
             raise ReportError(f"{folder}: modes.npy has shape {list(modes.shape)}, not [n_players, ...]")
+    from onnxshap.audit.interactions import read_interactions
+
+    try:
+        pairs = read_interactions(folder)
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read interactions.csv in {folder}: {exc}") from None
     return RunData(
-        path=folder, info=info, curves=curves, rows=rows, units=units, modes=modes, players=players
+        path=folder,
+        info=info,
+        curves=curves,
+        rows=rows,
+        units=units,
+        modes=modes,
+        players=players,
+        interactions=pairs,
     )

@@ -154,3 +154,43 @@ def test_lesion_values_are_those_of_the_reduced_game(layers_run, tmp_path) -> No
     pruned = invoke("prune", CNN, "--run", out, "--top", "1", "-o", tmp_path / "p.onnx")
     assert pruned.exit_code == 0, pruned.output
     assert f"removed {len(spans[top]) + len(spans[_rows(out)[0]['unit']])} units" in pruned.output
+
+
+def test_interactions_command(layers_run, tmp_path) -> None:
+    """`onnxshap interactions` writes interactions.csv (exact here), never overwrites it, and the report draws
+    its heatmap; a custom metric recorded in run.json is not imported unless named again."""
+    import shutil
+
+    from onnxshap.audit.runfolder import RunFolder
+    from onnxshap.audit.runner import config_from_run, replay_games
+    from onnxshap.interactions import pair_interactions
+
+    src, _ = layers_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    result = invoke("interactions", out, "--top", "3", "--method", "exact")
+    assert result.exit_code == 0, result.output
+    with open(out / "interactions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["unit_i", "unit_j", "value", "ci_low", "ci_high"] and len(rows) == 3
+    folder = RunFolder(out)
+    run = json.loads((out / "run.json").read_text())
+    _, game, _ = replay_games(config_from_run(run), folder, provider="cpu")
+    players = folder.load_players()
+    names = [r["unit"] for r in _rows(out)[:3]]
+    want = pair_interactions(players.wrap(game), [players.index_of(n) for n in names], method="exact")
+    np.testing.assert_allclose([float(r["value"]) for r in rows], want.values, atol=1e-12)
+    again = invoke("interactions", out, "--top", "3")
+    assert again.exit_code == 2 and "never overwritten" in again.output
+    report = invoke("report", out, "--no-pictures")
+    assert report.exit_code == 0 and (out / "figures" / "interactions.png").is_file()
+    assert "Pairwise interactions" in (out / "report.html").read_text()
+
+    marker = tmp_path / "ran.txt"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('x')\ndef fn(o, y, g):\n    return o.mean((1, 2))\n")
+    (out / "interactions.csv").unlink()
+    run["metric"] = f"custom:{evil}:fn"
+    (out / "run.json").write_text(json.dumps(run))
+    refused = invoke("interactions", out, "--top", "3")
+    assert refused.exit_code == 2 and "never runs code" in refused.output and not marker.exists()
