@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxshap.report.figures import layer_counts, scalar
+from onnxshap.report.figures import hub_share, layer_counts, scalar
 from onnxshap.report.pictures import Pictures
 from onnxshap.report.rundata import NEGATIVE_LIMIT, RANKING_LABELS, RunData, UnitRow
 
@@ -149,6 +149,7 @@ def summary(data: RunData) -> str:
         ),
         ("Top k", fmt(len(info.get("top_k") or []))),
         ("Players", players_text(data)),
+        ("Hub concentration", hub_text(data)),
         ("Removal", f"{info.get('removal', 'zero')}: {info.get('removal_description', REMOVAL_ZERO)}"),
     ]
     body = "".join(
@@ -174,6 +175,14 @@ def players_text(data: RunData) -> str:
         asked = ", ".join(players.lesion) or "—"
         parts.append(f"{players.lesioned.size:,} units lesioned for good ({asked})")
     return "; ".join(parts)
+
+
+def hub_text(data: RunData) -> str:
+    found = hub_share(data)
+    if found is None:
+        return "— (the values do not sum to a positive total)"
+    k, share = found
+    return f"the top 5% of players ({k}) hold {100 * share:.1f}% of the summed value"
 
 
 def best_ranking(data: RunData) -> str | None:
@@ -298,17 +307,31 @@ def layers_section(data: RunData, dist_fig: Path | None, hist_fig: Path | None) 
     )
 
 
-def modes_section(data: RunData, fig: Path | None) -> str:
-    """Section 5 (vector games): the Shapley modes of the top units."""
-    if not data.vector:
+def modes_section(data: RunData, fig: Path | None, images: Path | None = None) -> str:
+    """Section 5 (vector games): the Shapley modes of the top units (a table when they are short vectors,
+    pictures when they are images)."""
+    if not data.vector or data.modes is None:
         return ""
-    shape = list(data.modes.shape[1:]) if data.modes is not None else []
-    return (
+    shape = list(data.modes.shape[1:])
+    parts = [
         '<h2 id="modes">5. Shapley modes</h2>'
-        f"<p>This is a vector game: every unit has a contribution per output element (shape {shape}). "
-        "Red: the unit raises that element's value; blue: it lowers it.</p>"
-        + figure(fig, "Shapley modes heatmap", "top units (rows) × output elements (columns)")
-    )
+        f"<p>This is a vector game: every player has a contribution per output element (shape {shape}). "
+        "Red: the player raises that element's value; blue: it lowers it.</p>",
+        figure(fig, "Shapley modes heatmap", "top players (rows) × output elements (columns)"),
+        figure(images, "per-pixel modes", "which players paint which pixels, by layer"),
+    ]
+    flat = data.modes.reshape(len(data.modes), -1)
+    if flat.shape[1] <= 16:
+        rows = data.top_rows() or data.rows
+        if len(data.rows) <= 30:
+            rows = data.rows
+        label = "group" if data.info.get("metric") == "per-group" else "element"
+        headers = ["player", *(f"{label} {c}" for c in range(flat.shape[1])), "mean"]
+        body = [
+            [r.unit, *(f"{v:.4g}" for v in flat[r.index]), f"{flat[r.index].mean():.4g}"] for r in rows[:30]
+        ]
+        parts.append(table(headers, body, tuple(range(1, flat.shape[1] + 2))))
+    return "".join(parts)
 
 
 def interactions_section(data: RunData, fig: Path | None) -> str:
@@ -370,7 +393,7 @@ def render(data: RunData, figs: dict[str, Path | None], pictures: Pictures) -> s
         curves_section(data, figs.get("removal_curves")),
         units_section(data, figs.get("top_units"), figs.get("negative_units")),
         layers_section(data, figs.get("layer_distribution"), figs.get("value_histogram")),
-        modes_section(data, figs.get("modes_heatmap")),
+        modes_section(data, figs.get("modes_heatmap"), figs.get("mode_images")),
         interactions_section(data, figs.get("interactions")),
         pictures_section(pictures, 6 if data.vector else 5),
     ]
