@@ -68,7 +68,7 @@ def _fit(model, x, y, loss_fn, epochs: int, weight_decay: float = 0.0, lr: float
     return model
 
 
-def build_mlp() -> dict:
+def build_mlp(out_dir: Path = MODELS, epochs: int = 60) -> dict:
     """Two MLPs, trained with and without weight decay; the share of value held by the top units differs."""
     import torch
     from torch import nn
@@ -77,7 +77,7 @@ def build_mlp() -> dict:
     x_tr = torch.from_numpy(split.x_train.reshape(len(split.x_train), -1))
     y_tr = torch.from_numpy(split.y_train.astype(np.int64))
     x_te = split.x_test.reshape(len(split.x_test), -1).astype(np.float32)
-    np.savez_compressed(MODELS / "msa_digits_flat.npz", x=x_te, y=split.y_test.astype(np.int64))
+    np.savez_compressed(out_dir / "msa_digits_flat.npz", x=x_te, y=split.y_test.astype(np.int64))
     out = {}
     for name, wd in (("msa_mlp_nowd", 0.0), ("msa_mlp_wd", 0.3)):
         torch.manual_seed(SEED)
@@ -90,15 +90,15 @@ def build_mlp() -> dict:
             def forward(self, x):
                 return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 
-        model = _fit(MLP(), x_tr, y_tr, nn.functional.cross_entropy, epochs=60, weight_decay=wd)
-        _export(model, torch.from_numpy(x_te[:2]), MODELS / f"{name}.onnx", output="logits")
+        model = _fit(MLP(), x_tr, y_tr, nn.functional.cross_entropy, epochs=epochs, weight_decay=wd)
+        _export(model, torch.from_numpy(x_te[:2]), out_dir / f"{name}.onnx", output="logits")
         with torch.no_grad():
             acc = float((model(torch.from_numpy(x_te)).argmax(1).numpy() == split.y_test).mean())
         out[name] = {"weight_decay": wd, "test_accuracy": round(acc, 4)}
     return out
 
 
-def build_generator() -> dict:
+def build_generator(out_dir: Path = MODELS, epochs: int = 150) -> dict:
     """A DCGAN-like generator trained as an autoencoder's decoder on the digits."""
     import torch
     from torch import nn
@@ -125,12 +125,12 @@ def build_generator() -> dict:
     )  # codes in [-1, 1]
     gen = Generator()
     auto = nn.Sequential(encoder, gen)
-    _fit(auto, x_tr, x_tr, nn.functional.binary_cross_entropy, epochs=150, lr=3e-3)
+    _fit(auto, x_tr, x_tr, nn.functional.binary_cross_entropy, epochs=epochs, lr=3e-3)
     with torch.no_grad():
         codes = encoder(torch.from_numpy(split.x_test)).numpy().astype(np.float32)
         recon = gen(torch.from_numpy(codes)).numpy()
-    np.savez_compressed(MODELS / "msa_codes.npz", x=codes, y=split.y_test.astype(np.int64))
-    _export(gen, torch.from_numpy(codes[:2]), MODELS / "msa_generator.onnx", input_name="z", output="image")
+    np.savez_compressed(out_dir / "msa_codes.npz", x=codes, y=split.y_test.astype(np.int64))
+    _export(gen, torch.from_numpy(codes[:2]), out_dir / "msa_generator.onnx", input_name="z", output="image")
     return {"reconstruction_mae": round(float(np.abs(recon - split.x_test).mean()), 4)}
 
 
@@ -139,7 +139,7 @@ def _domains(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(1.0 - x[:, :, ::-1, :]).astype(np.float32)
 
 
-def build_moe() -> dict:
+def build_moe(out_dir: Path = MODELS, epochs: int = 40) -> dict:
     """A one-block mixture-of-experts transformer over digit rows, two domains."""
     import torch
     from torch import nn
@@ -194,11 +194,11 @@ def build_moe() -> dict:
             return self.head(h.mean(1))
 
     model = _fit(
-        Block(), torch.from_numpy(x_tr), torch.from_numpy(y_tr), nn.functional.cross_entropy, epochs=40
+        Block(), torch.from_numpy(x_tr), torch.from_numpy(y_tr), nn.functional.cross_entropy, epochs=epochs
     )
-    path = MODELS / "msa_moe.onnx"
+    path = out_dir / "msa_moe.onnx"
     _export(model, torch.from_numpy(x_te[:2]), path, output="logits")
-    np.savez_compressed(MODELS / "msa_moe_domains.npz", x=x_te, y=y_te, group=g_te)
+    np.savez_compressed(out_dir / "msa_moe_domains.npz", x=x_te, y=y_te, group=g_te)
     with torch.no_grad():
         pred = model(torch.from_numpy(x_te)).argmax(1).numpy()
     acc = {str(g): round(float((pred == y_te)[g_te == g].mean()), 4) for g in (0, 1)}
@@ -212,7 +212,7 @@ def build_moe() -> dict:
                 groups[f"expert{k}"] = [layer.layer]
     if len(groups) != n_experts:
         raise SystemExit(f"expected {n_experts} expert output layers, found {sorted(groups)}")
-    (MODELS / "msa_moe_experts.json").write_text(json.dumps(groups, indent=1) + "\n")
+    (out_dir / "msa_moe_experts.json").write_text(json.dumps(groups, indent=1) + "\n")
     return {"accuracy_by_domain": acc}
 
 
