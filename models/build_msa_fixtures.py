@@ -35,7 +35,9 @@ def _split():
     return load_split(SEED)
 
 
-def _export(model, example, path: Path, input_name: str = "input", output: str = "output") -> None:
+def _export(
+    model, example, path: Path, input_name: str = "input", output: str = "output", fold: bool = False
+) -> None:
     import torch
 
     model.eval()
@@ -48,7 +50,7 @@ def _export(model, example, path: Path, input_name: str = "input", output: str =
         dynamic_axes={input_name: {0: "batch"}, output: {0: "batch"}},
         opset_version=17,
         dynamo=False,
-        do_constant_folding=False,
+        do_constant_folding=fold,  # the MoE folds Linear's weight transposes into constants (dense units)
     )
 
 
@@ -197,7 +199,7 @@ def build_moe(out_dir: Path = MODELS, epochs: int = 40) -> dict:
         Block(), torch.from_numpy(x_tr), torch.from_numpy(y_tr), nn.functional.cross_entropy, epochs=epochs
     )
     path = out_dir / "msa_moe.onnx"
-    _export(model, torch.from_numpy(x_te[:2]), path, output="logits")
+    _export(model, torch.from_numpy(x_te[:2]), path, output="logits", fold=True)
     np.savez_compressed(out_dir / "msa_moe_domains.npz", x=x_te, y=y_te, group=g_te)
     with torch.no_grad():
         pred = model(torch.from_numpy(x_te)).argmax(1).numpy()
