@@ -392,6 +392,84 @@ def race(game: OnnxGame, ref_top: np.ndarray, seeds: list[int], cap_perms: int) 
 
 
 # ------------------------------------------------------------------------------------------------
+# pair= and lesioned= on the same permutations (msapy's lazy walk on an objective that calls the game)
+
+
+class GameObjective:
+    """msapy objective over a game's players named ``p0, p1, ...``: the game's value with ``lesioned`` out."""
+
+    def __init__(self, game: Any) -> None:
+        self.game = game
+        self.elements = [f"p{i}" for i in range(game.n_players)]
+        self.index = {e: i for i, e in enumerate(self.elements)}
+
+    def __call__(self, lesioned: tuple[str, ...]) -> float:
+        keep = np.ones(self.game.n_players, bool)
+        keep[[self.index[e] for e in lesioned]] = False
+        return float(self.game(keep[None])[0])
+
+
+def _msapy_interface(objective: GameObjective, perms: list[tuple[str, ...]], **kwargs: Any) -> Any:
+    from msapy import msa
+
+    with (
+        warnings.catch_warnings(),
+        open(os.devnull, "w") as null,
+        contextlib.redirect_stdout(null),
+        contextlib.redirect_stderr(null),
+    ):
+        warnings.simplefilter("ignore")
+        return msa.interface(
+            n_permutations=len(perms),
+            elements=list(objective.elements),
+            objective_function=objective,
+            permutation_space=perms,
+            lazy=True,
+            **kwargs,
+        )
+
+
+def same_permutations(game: Any, i: int, j: int, n_permutations: int, seed: int = 0) -> dict[str, float]:
+    """msapy's ``lesioned=`` and ``pair=`` against onnxshap's LesionedGame / merged-pair game, walked on the
+    same permutations (onnxshap's, kept with ``keep_samples=True``, handed to msapy as ``permutation_space``).
+
+    Returns {"lesioned_onnxshap", "lesioned_msapy": i's value with j lesioned; "pair_onnxshap", "pair_msapy":
+    the value of {i, j} played as one player (msapy: gamma_ij, the sum of the pair's values)}.
+    """
+    from onnxshap import estimate
+    from onnxshap.games.grouped import LesionedGame, merged_pair
+
+    objective = GameObjective(game)
+    names = objective.elements
+    kw = {"n_permutations": n_permutations, "seed": seed, "keep_samples": True, "progress": False}
+
+    lesioned = LesionedGame(game, [j])
+    res = estimate(lesioned, method="permutation", **kw)
+    inner = lesioned.remaining
+    # msapy walks all elements; the lesioned one (appended last) changes nothing when removed.
+    perms = [(*(names[inner[k]] for k in order), names[j]) for order in res.permutations]
+    table = _msapy_interface(objective, perms, lesioned=names[j])
+    out = {
+        "lesioned_onnxshap": float(res.values[list(inner).index(i)]),
+        "lesioned_msapy": float(table.shapley_values[names[i]]),
+    }
+
+    merged, at = merged_pair(game, i, j)
+    res = estimate(merged, method="permutation", **kw)
+    first, second = min(i, j), max(i, j)
+    perms = []
+    for order in res.permutations:
+        seq: list[str] = []
+        for k in order:
+            seq += [names[p] for p in merged.groups[k]]  # the pair stays adjacent, as msapy's pair= makes it
+        perms.append(tuple(seq))
+    table = _msapy_interface(objective, perms, pair=(names[first], names[second]))
+    out["pair_onnxshap"] = float(res.values[at])
+    out["pair_msapy"] = float(table.shapley_values[[names[first], names[second]]].sum())
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 # Report
 
 
@@ -435,6 +513,37 @@ def forward_ms(fn: Callable[[], Any], rounds: int = 30) -> float:
     return float(np.median(times) * 1e3)
 
 
+def pairs_main(n_permutations: int, batch: int, seed: int) -> int:
+    """Print msapy's lesioned= / pair= values next to onnxshap's, walked on the same permutations."""
+    if importlib.util.find_spec("msapy") is None:
+        print("SKIP bench/vs_msapy.py --pairs: msapy not installed (pip install -e .[bench])")
+        return 0
+    from onnxshap.games.grouped import GroupedGame
+
+    with np.load(DATA) as npz:
+        x, y = np.ascontiguousarray(npz["x"][:batch]), npz["y"][:batch]
+    game = GroupedGame(make_game(x, y), [range(a, a + 8) for a in range(0, 80, 8)])
+    print(f"python bench/vs_msapy.py --pairs --permutations {n_permutations} --batch {batch}")
+    print(
+        f"{MODEL.name}: 10 players (blocks of 8 conv filters), accuracy on {batch} items, P = {n_permutations}"
+    )
+    print(
+        f"{'i':>3} {'j':>3} {'lesioned onnxshap':>18} {'lesioned msapy':>15} {'pair onnxshap':>14} {'pair msapy':>11}"
+    )
+    worst = 0.0
+    for i, j in ((0, 1), (2, 7), (5, 9)):
+        t = time.perf_counter()
+        got = same_permutations(game, i, j, n_permutations, seed)
+        worst = max(worst, abs(got["lesioned_onnxshap"] - got["lesioned_msapy"]))
+        worst = max(worst, abs(got["pair_onnxshap"] - got["pair_msapy"]))
+        print(
+            f"{i:>3} {j:>3} {got['lesioned_onnxshap']:>18.6f} {got['lesioned_msapy']:>15.6f} "
+            f"{got['pair_onnxshap']:>14.6f} {got['pair_msapy']:>11.6f}  ({time.perf_counter() - t:.1f} s)"
+        )
+    print(f"largest difference: {worst:.1e}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -456,7 +565,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also time msapy's lazy=False joblib mode with J workers (default 2; 0: skip)",
     )
     parser.add_argument("--no-cache", action="store_true", help="recompute the reference run")
+    parser.add_argument(
+        "--pairs",
+        action="store_true",
+        help="only compare msapy's pair= and lesioned= with onnxshap on the same permutations (no torch)",
+    )
     args = parser.parse_args(argv)
+    if args.pairs:
+        return pairs_main(args.permutations, args.batch, args.seed)
 
     missing = missing_dependencies()
     if missing:

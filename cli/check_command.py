@@ -9,6 +9,7 @@ import click
 
 from .audit_options import audit_options, config_from_options
 from .errors import friendly_errors
+from .player_options import apply_player_options, player_options
 
 CHECK_EVALS_PER_UNIT = 30
 
@@ -50,6 +51,7 @@ CHECK_EVALS_PER_UNIT = 30
     help="Where the audit's run folder goes (default runs/check-MODEL-TIMESTAMP).",
 )
 @audit_options
+@player_options
 @friendly_errors
 def check(
     model: Path,
@@ -82,11 +84,15 @@ def check(
         raise DataError("no policy given: use --max-drop, --max-gap, --min-value, --min-overlap or --policy")
     out = out or Path("runs") / f"check-{model.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = config_from_options(model, out, False, **opts)
+    apply_player_options(cfg, opts)
     cfg.progress = False
     if cfg.max_evals is None and cfg.max_seconds is None:
+        from onnxshap.audit.runner import check_players, players_for
         from onnxshap.instrumented import instrument
 
-        cfg.max_evals = CHECK_EVALS_PER_UNIT * instrument(model, units=cfg.units, exclude=cfg.exclude).n_units
+        check_players(cfg)
+        table = instrument(model, units=cfg.units, exclude=cfg.exclude, placement=cfg.placement).units
+        cfg.max_evals = CHECK_EVALS_PER_UNIT * players_for(cfg, table).n_players
     folder = run_audit(cfg)
     check_game = None
     if policy.max_drop is not None:

@@ -8,6 +8,7 @@ from onnxshap import __version__
 
 from .check_command import check
 from .graph_commands import inspect, instrument
+from .interactions_command import interactions
 from .prune_command import prune
 from .report_command import report
 from .run_command import run
@@ -27,6 +28,7 @@ cli.add_command(run)
 cli.add_command(report)
 cli.add_command(prune)
 cli.add_command(check)
+cli.add_command(interactions)
 
 
 if __name__ == "__main__":

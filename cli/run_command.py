@@ -9,6 +9,7 @@ import click
 
 from .audit_options import audit_options, config_from_options
 from .errors import friendly_errors
+from .player_options import apply_player_options, player_options
 
 
 def default_out(model: Path, metric: str) -> Path:
@@ -29,7 +30,10 @@ def print_summary(folder) -> None:
         f"{run['provider']}; converged: {meta.get('converged')} ({meta.get('stop_reason')})"
     )
     rows = folder.read_csv()
-    click.echo("top units (value [CI]):")
+    label = "units" if run.get("players", "channels") == "channels" else f"players ({run['players']})"
+    if run.get("lesion"):
+        label += f", lesioned: {', '.join(run['lesion'])}"
+    click.echo(f"top {label} (value [CI]):")
     for row in rows[: min(10, len(rows))]:
         click.echo(
             f"  {row['unit']:<40} {float(row['value']):+.4f} [{float(row['ci_low']):+.4f}, "
@@ -55,6 +59,7 @@ def print_summary(folder) -> None:
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out from its checkpoint.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @audit_options
+@player_options
 @friendly_errors
 def run(model: Path, out: Path | None, resume: bool, progress: bool | None, **opts) -> None:
     """Value every unit of MODEL by its Shapley value in the metric game and write a run folder."""
@@ -63,6 +68,7 @@ def run(model: Path, out: Path | None, resume: bool, progress: bool | None, **op
     if resume and out is None:
         raise click.UsageError("--resume needs --out (the run folder to continue)")
     cfg = config_from_options(model, out or default_out(model, opts["metric"]), resume, **opts)
+    apply_player_options(cfg, opts)
     cfg.progress = progress
     try:
         folder = run_audit(cfg)

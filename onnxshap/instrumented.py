@@ -146,6 +146,26 @@ class Instrumented:
         names = outputs or [o.name for o in session.get_outputs()]
         return dict(zip(names, run_session(session, names, feeds), strict=True))
 
+    def with_means(self, means: np.ndarray) -> Instrumented:
+        """The same model instrumented for mean removal: a removed unit outputs ``means[unit]`` (one value
+        per unit, e.g. from `onnxshap.runtime.activations.channel_means`) instead of zero."""
+        values = np.asarray(means, dtype=np.float64).reshape(-1)
+        if values.shape != (self.n_units,):
+            raise ModelError(f"means must hold one value per unit ({self.n_units}), got {values.shape}")
+        per_layer = {la.layer: values[la.offset : la.offset + la.channels] for la in self.units.layers}
+        units = self.units
+        proto, table = instrument_model(self.source, units.kinds, units.placement, units.exclude, per_layer)
+        table.model_sha256 = units.model_sha256
+        return Instrumented(
+            proto,
+            table,
+            self.source,
+            provider=self.provider_request,
+            threads=self.threads,
+            optimize=self.optimize,
+            provider_options=self.provider_options,
+        )
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the instrumented model and, next to it, its unit table (`NAME.units.json`)."""
         out = save_model(self.model, path, source=self.source)

@@ -105,12 +105,10 @@ def evaluate(policy: Policy, folder: RunFolder, check_game=None) -> list[Outcome
     if policy.max_drop is not None:
         if check_game is None:
             raise DataError("the max_drop policy needs the held-out game")
-        table = folder.load_units()
-        removed = [table.index_of(u) for u in _top_ids(folder, policy.drop_k)]
-        keep = np.ones(table.n_units, bool)
-        keep[removed] = False
+        players = folder.load_players()
+        removed = [players.index_of(u) for u in _top_ids(folder, policy.drop_k)]
         before, after = (
-            float(np.mean(v)) for v in check_game(np.stack([np.ones(table.n_units, bool), keep]))
+            float(np.mean(v)) for v in check_game(np.stack([players.unit_keep(), players.unit_keep(removed)]))
         )
         drop = before - after
         ok = drop <= policy.max_drop

@@ -33,11 +33,15 @@ def select_units(
     max_units: int | None = None,
     units: list[str] | None = None,
 ) -> list[int]:
-    """Unit indices to remove: top K by value; or those whose CI lies below 0, most negative first; or by id."""
+    """Unit indices to remove: the members of the top K players by value; or of those whose CI lies below 0,
+    most negative first; or of the players named (ids as in shapley.csv: unit ids, or group names); K and
+    --max count players. A run with lesions also removes its lesioned units (its values hold only with them
+    removed)."""
     if sum(x is not None and x is not False for x in (top, negative or None, units)) != 1:
         raise DataError("choose exactly one of --top K, --negative, --units ID,...")
     result = folder.load_result()
     table = folder.load_units()
+    players = folder.load_players(table)
     scores = result.scores
     if top is not None:
         if top < 1:
@@ -49,12 +53,15 @@ def select_units(
         chosen = list(below[np.argsort(scores[below], kind="stable")])
     else:
         try:
-            chosen = [table.index_of(u) for u in units]
+            chosen = [players.index_of(u) for u in units]
         except KeyError as exc:
             raise DataError(f"--units: {exc.args[0]}") from None
     if max_units is not None:
         chosen = chosen[:max_units]
-    return [int(i) for i in chosen]
+    if not chosen:
+        return []
+    keep = players.unit_keep(chosen)
+    return [int(i) for i in np.flatnonzero(~keep)]
 
 
 def _plain_metric(model_path: Path, check, provider: str) -> float:
@@ -99,7 +106,8 @@ def prune(
     inst, _, check = replay_games(cfg, folder, model=model, provider=provider)
     keep = np.ones(inst.n_units, bool)
     keep[removed] = False
-    baked, summary = bake_removed(inst.source, inst.units, keep)
+    means = folder.load_means() if cfg.removal == "mean" else None
+    baked, summary = bake_removed(inst.source, inst.units, keep, means=means)
     save_model(baked, out, source=inst.source)
     original = float(np.mean(check(np.ones((1, inst.n_units), bool))[0]))
     repaired = _plain_metric(out, check, provider)

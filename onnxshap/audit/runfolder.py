@@ -1,6 +1,9 @@
 """The run folder: a stable contract (shapley.csv, run.json, result, units.json, checkpoint/) other tools read.
 
-shapley.csv   unit,layer,channel,value,ci_low,ci_high,samples   (sorted by value, descending)
+shapley.csv   unit,layer,channel,value,ci_low,ci_high,samples   (one row per player, by value descending;
+              grouped players: unit = the group's name, channel empty unless it is one unit, + members)
+players.json  who the players are (spec, members, lesioned units; onnxshap.players)
+means.npy     --removal mean: each unit's mean activation, what a removed unit outputs
 modes.npy     [n_units, *shape] per-unit Shapley modes (vector games only; + modes_ci_low/high.npy)
 run.json      model, model_sha256, metric, v_all, v_empty, estimator, parameters, seed, provider,
               evaluations, wall_seconds, onnxshap_version, top_k (unit ids), curves (AUC per ranking)
@@ -21,9 +24,11 @@ import numpy as np
 from onnxshap.errors import OnnxShapError
 from onnxshap.fileio import atomic_write_bytes
 from onnxshap.graph.units import UnitTable
+from onnxshap.players import PlayerTable, channel_players
 from onnxshap.results import ShapleyResult, to_jsonable
 
 CSV_COLUMNS = ("unit", "layer", "channel", "value", "ci_low", "ci_high", "samples")
+GROUP_COLUMNS = (*CSV_COLUMNS, "members")  # shapley.csv of grouped players
 
 
 class RunFolderError(OnnxShapError):
@@ -43,6 +48,8 @@ class RunFolder:
     checkpoint_dir = property(lambda self: self.path / "checkpoint")
     curves_json = property(lambda self: self.path / "curves.json")
     modes = property(lambda self: self.path / "modes.npy")
+    players_json = property(lambda self: self.path / "players.json")
+    means_npy = property(lambda self: self.path / "means.npy")
 
     @property
     def finished(self) -> bool:
@@ -74,29 +81,34 @@ class RunFolder:
         except (OSError, ValueError) as exc:
             raise RunFolderError(f"cannot read {self.run_json}: {exc}") from None
 
-    def write_results(self, result: ShapleyResult, table: UnitTable) -> None:
-        """shapley.csv (+ modes.npy for vector games), result.npz/.json and units.json."""
+    def write_results(
+        self, result: ShapleyResult, table: UnitTable, players: PlayerTable | None = None
+    ) -> None:
+        """shapley.csv (+ modes.npy for vector games), result.npz/.json, units.json and players.json."""
+        players = players or channel_players(table)
         table.save(self.units_json)
+        players.save(self.players_json, table)
         result.save(self.result_stem)
         scores = result.scores
         lo = result.ci_low if result.ci_low.ndim == 1 else result.ci_low.reshape(len(scores), -1).mean(1)
         hi = result.ci_high if result.ci_high.ndim == 1 else result.ci_high.reshape(len(scores), -1).mean(1)
-        ids, layers, channels = table.unit_ids(), table.unit_layers(), table.unit_channels()
+        channels = table.unit_channels()
+        grouped = players.grouped
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(GROUP_COLUMNS if grouped else CSV_COLUMNS)
         for i in np.argsort(-scores, kind="stable"):
-            writer.writerow(
-                [
-                    ids[i],
-                    table.layers[layers[i]].layer,
-                    int(channels[i]),
-                    repr(float(scores[i])),
-                    repr(float(lo[i])),
-                    repr(float(hi[i])),
-                    int(result.samples[i]),
-                ]
-            )
+            unit = players.single_unit(int(i))
+            row = [
+                players.names[i],
+                players.layers[i],
+                "" if unit is None else int(channels[unit]),
+                repr(float(scores[i])),
+                repr(float(lo[i])),
+                repr(float(hi[i])),
+                int(result.samples[i]),
+            ]
+            writer.writerow([*row, players.member_text(int(i), table)] if grouped else row)
         data = buf.getvalue().encode()
         atomic_write_bytes(self.csv, lambda fh: fh.write(data))
         if result.values.ndim > 1:
@@ -117,6 +129,22 @@ class RunFolder:
         if not self.units_json.is_file():
             raise RunFolderError(f"{self.path} has no units.json")
         return UnitTable.load(self.units_json)
+
+    def load_players(self, table: UnitTable | None = None) -> PlayerTable:
+        """The run's players (one per unit for runs without players.json)."""
+        try:
+            return PlayerTable.load(self.players_json, table or self.load_units())
+        except OnnxShapError as exc:
+            raise RunFolderError(f"{self.path}: {exc}") from None
+
+    def write_means(self, means: np.ndarray) -> None:
+        atomic_write_bytes(self.means_npy, lambda fh: np.save(fh, np.asarray(means, dtype=np.float64)))
+
+    def load_means(self) -> np.ndarray:
+        """The per-unit means a --removal mean run was valued with."""
+        if not self.means_npy.is_file():
+            raise RunFolderError(f"{self.path} has no means.npy (needed to replay --removal mean)")
+        return np.load(self.means_npy, allow_pickle=False)
 
     def read_csv(self) -> list[dict[str, str]]:
         with open(self.csv, newline="") as fh:

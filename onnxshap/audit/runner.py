@@ -15,6 +15,10 @@ from onnxshap.audit.runfolder import RunFolder
 from onnxshap.errors import DataError
 
 DEFAULT_EVALS_PER_UNIT = 100
+REMOVAL_DESCRIPTIONS = {
+    "zero": "a removed unit outputs 0 at its mask",
+    "mean": "a removed unit outputs its mean activation over the valuation split (per channel) at its mask",
+}
 ADVERSARIAL_METRICS = ("adversarial", "robustness")
 
 
@@ -54,6 +58,11 @@ class AuditConfig:
     address: str | None = None  # ray: cluster address (auto | HOST:PORT)
     workers: int | None = None  # ray: number of actors
     extra: dict[str, Any] = field(default_factory=dict)  # further estimator parameters
+    players: str = "channels"  # channels | layers | blocks:D | groups:FILE (onnxshap.players)
+    removal: str = "zero"  # zero | mean: what a removed unit outputs
+    lesion: list[str] = field(default_factory=list)  # players / units / layers removed for good
+    lesion_run: Path | None = None  # lesion the top `lesion_top` players of this run folder
+    lesion_top: int | None = None
 
 
 def default_data(model: Path) -> Path:
@@ -88,7 +97,11 @@ def _estimator_params(cfg: AuditConfig) -> dict[str, Any]:
     return params
 
 
-def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
+def _games(cfg: AuditConfig, inst, data, folder: RunFolder, means: np.ndarray | None = None):
+    """(unit game, held-out unit game, valuation split, held-out split, inst) for a run's config.
+
+    With ``--removal mean`` the model is re-instrumented with each unit's mean activation on the valuation
+    split (``means`` when given: a finished run's record), and that model is the returned ``inst``."""
     from onnxshap.games.onnx_game import OnnxGame
 
     valuation, held_out = data.split(cfg.split, seed=cfg.seed) if cfg.split > 0 else (data, None)
@@ -113,6 +126,8 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
             valuation, _ = adversarial_dataset(inst, valuation, **kw)
             if held_out is not None:
                 held_out, _ = adversarial_dataset(inst, held_out, **kw)
+    if cfg.removal == "mean":
+        inst = inst.with_means(means if means is not None else unit_means(inst, valuation.inputs))
     game = OnnxGame(
         inst,
         valuation.inputs,
@@ -126,13 +141,78 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
     check = (
         game.with_data(held_out.inputs, held_out.labels, held_out.groups) if held_out is not None else game
     )
-    return game, check, valuation, held_out
+    return game, check, valuation, held_out, inst
+
+
+def unit_means(inst, inputs) -> np.ndarray:
+    """Each unit's mean activation on ``inputs`` (what ``--removal mean`` puts in place of a removed unit)."""
+    from onnxshap.errors import ModelError
+    from onnxshap.runtime.activations import channel_means
+
+    means = channel_means(inst, inputs)
+    unread = np.flatnonzero(~np.isfinite(means))
+    if unread.size:
+        layer = inst.units.layers[int(inst.units.unit_layers()[unread[0]])]
+        raise ModelError(
+            f"--removal mean: the mean activation of {layer.layer} cannot be measured ({unread.size} units "
+            "inside If/Loop/Scan bodies or non-finite activations); use --exclude or --removal zero"
+        )
+    return means
+
+
+def check_players(cfg: AuditConfig) -> None:
+    """Refuse bad --players / --removal / --lesion options before anything is written."""
+    from onnxshap.players import check_spec
+
+    check_spec(cfg.players)
+    if cfg.removal not in ("zero", "mean"):
+        raise DataError(f"unknown --removal {cfg.removal!r}; choose zero or mean")
+    if (cfg.lesion_run is None) != (cfg.lesion_top is None):
+        raise DataError("--lesion-run RUN and --lesion-top K go together")
+    if cfg.lesion_top is not None and cfg.lesion_top < 1:
+        raise DataError("--lesion-top needs K >= 1")
+    if cfg.lesion_run is not None:
+        lesion_items(cfg)
+
+
+def lesion_items(cfg: AuditConfig) -> list[str]:
+    """The --lesion names plus the top --lesion-top players of --lesion-run (read from its shapley.csv)."""
+    items = list(cfg.lesion)
+    if cfg.lesion_run is not None:
+        folder = RunFolder(cfg.lesion_run)
+        if not folder.finished:
+            raise DataError(f"--lesion-run: {cfg.lesion_run} holds no finished run")
+        rows = folder.read_csv()
+        items += [row["unit"] for row in rows[: cfg.lesion_top]]
+    return list(dict.fromkeys(items))
+
+
+def players_for(cfg: AuditConfig, table):
+    """The player table of a run: the --players spec over the unit table, with the lesions applied."""
+    from onnxshap.players import build_players
+
+    players = build_players(cfg.players, table)
+    items = lesion_items(cfg)
+    return players.lesioned_by(items, table) if items else players
+
+
+def _recorded_means(inst) -> np.ndarray:
+    """The per-unit means a mean-removal model was built with (read back from its initializers)."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in inst.model.graph.initializer}
+    out = np.zeros(inst.n_units)
+    for layer in inst.units.layers:
+        name = f"{layer.mask_input}__mean"
+        if name in inits:
+            out[layer.offset : layer.offset + layer.channels] = numpy_helper.to_array(inits[name]).reshape(-1)
+    return out
 
 
 def config_from_run(run: dict[str, Any]) -> AuditConfig:
     """The AuditConfig a finished run was made with (from run.json's "config")."""
     saved = dict(run.get("config", {}))
-    for key in ("model", "data", "out", "spec", "adversarial_data"):
+    for key in ("model", "data", "out", "spec", "adversarial_data", "lesion_run"):
         if saved.get(key) is not None:
             saved[key] = Path(saved[key])
     known = set(AuditConfig.__dataclass_fields__)
@@ -140,7 +220,10 @@ def config_from_run(run: dict[str, Any]) -> AuditConfig:
 
 
 def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None, provider: str | None = None):
-    """(inst, game, held-out game) rebuilt from a run's config, e.g. to check a repair on the held-out split."""
+    """(inst, game, held-out game) rebuilt from a run's config, e.g. to check a repair on the held-out split.
+
+    Unit games (over the units, not the players; see ``RunFolder.load_players``). With mean removal the
+    means the run recorded (means.npy) are used, not measured again."""
     from onnxshap.instrumented import instrument
 
     inst = instrument(
@@ -152,16 +235,23 @@ def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None,
         provider_options=cfg.provider_options if (provider or cfg.provider) != "cpu" else None,
     )
     data, _ = _load(cfg, inst)
-    game, check, _, _ = _games(cfg, inst, data, folder)
+    means = folder.load_means() if cfg.removal == "mean" else None
+    game, check, _, _, inst = _games(cfg, inst, data, folder, means)
     return inst, game, check
 
 
-def _curves(cfg: AuditConfig, inst, game, check, valuation, result) -> dict[str, Any]:
+def _per_player(players, unit_values: np.ndarray) -> np.ndarray:
+    """A per-unit baseline score summed over each player's members (NaN members count as unknown)."""
+    return np.array([np.sum(unit_values[m]) for m in players.members])
+
+
+def _curves(cfg: AuditConfig, inst, game, check, valuation, result, players) -> dict[str, Any]:
+    """Removal curves over the players: ``game`` and ``check`` are the player games."""
     from onnxshap.estimators import estimate
     from onnxshap.graph.weights import weight_norms
     from onnxshap.runtime.activations import mean_activations
 
-    steps = removal_steps(inst.n_units, cfg.top_k)
+    steps = removal_steps(players.n_players, cfg.top_k)
     scores = result.scores
     rankings: dict[str, np.ndarray] = {
         "shapley": np.argsort(-scores, kind="stable"),
@@ -170,9 +260,11 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result) -> dict[str,
     if cfg.baselines:
         loo = estimate(game, method="loo", seed=cfg.seed, progress=False)
         rankings["loo"] = np.argsort(-loo.scores, kind="stable")
-        activation = np.nan_to_num(mean_activations(inst, valuation.inputs), nan=-np.inf)
+        activation = _per_player(players, mean_activations(inst, valuation.inputs))
+        activation = np.nan_to_num(activation, nan=-np.inf)
         rankings["activation"] = np.argsort(-activation, kind="stable")
-        weights = np.nan_to_num(weight_norms(inst.source, inst.units), nan=-np.inf)
+        weights = _per_player(players, weight_norms(inst.source, inst.units))
+        weights = np.nan_to_num(weights, nan=-np.inf)
         rankings["weight"] = np.argsort(-weights, kind="stable")
     curves = {name: removal_curve(check, ranking, steps) for name, ranking in rankings.items()}
     if cfg.baselines:
@@ -214,6 +306,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     from onnxshap.instrumented import instrument
 
     _check_backend(cfg)
+    check_players(cfg)
     folder = RunFolder(cfg.out)
     folder.prepare(cfg.resume)
     started = time.time()
@@ -225,19 +318,29 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         exclude=cfg.exclude,
         provider_options=cfg.provider_options,
     )
+    players = players_for(cfg, inst.units)
     data, data_path = _load(cfg, inst)
-    game, check, valuation, held_out = _games(cfg, inst, data, folder)
-    top_k = min(cfg.top_k, inst.n_units - 1) if cfg.top_k else None
+    means = folder.load_means() if cfg.resume and cfg.removal == "mean" else None
+    unit_game, unit_check, valuation, held_out, inst = _games(cfg, inst, data, folder, means)
+    if cfg.removal == "mean" and means is None:
+        folder.write_means(_recorded_means(inst))
+    game, check = players.wrap(unit_game), players.wrap(unit_check)
+    n_players = players.n_players
+    if n_players < 2 and cfg.estimator != "exact":
+        raise DataError(
+            f"only {n_players} player: nothing to rank (use --estimator exact or other --players)"
+        )
+    top_k = min(cfg.top_k, n_players - 1) if cfg.top_k else None
     max_evals = cfg.max_evals
     if cfg.estimator == "tmab" and max_evals is None and cfg.max_seconds is None:
-        max_evals = DEFAULT_EVALS_PER_UNIT * inst.n_units  # tmab alone has no natural end on near-ties
+        max_evals = DEFAULT_EVALS_PER_UNIT * n_players  # tmab alone has no natural end on near-ties
     run_info = {
         "status": "running",
         "model": str(cfg.model),
         "model_absolute": str(Path(cfg.model).resolve()),
         "model_sha256": inst.units.model_sha256,
         "metric": cfg.metric,
-        "metric_description": game.metric.describe(),
+        "metric_description": unit_game.metric.describe(),
         "data": str(data_path),
         "data_absolute": str(Path(data_path).resolve()),
         "data_fingerprint": data.fingerprint(),
@@ -248,6 +351,12 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         "provider": inst.provider,
         "backend": cfg.backend,
         "n_units": inst.n_units,
+        "players": players.spec,
+        "n_players": n_players,
+        "removal": cfg.removal,
+        "removal_description": REMOVAL_DESCRIPTIONS[cfg.removal],
+        "lesion": players.lesion,
+        "lesioned_units": int(players.lesioned.size),
         "onnxshap_version": __version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
@@ -268,9 +377,9 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         workers=cfg.workers,
         **_estimator_params(cfg),
     )
-    folder.write_results(result, inst.units)
-    ids = inst.units.unit_ids()
-    curves = _curves(cfg, inst, game, check, valuation, result)
+    folder.write_results(result, inst.units, players)
+    ids = players.names
+    curves = _curves(cfg, inst, game, check, valuation, result, players)
     folder.write_json(folder.curves_json, curves)
     top = result.top_k if result.top_k is not None else result.ranking()[: top_k or 0]
     run_info.update(
@@ -289,7 +398,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
             },
             "estimator_metadata": result.metadata,
             "evaluations": result.evaluations,
-            "fast_path": asdict(game.fast_path().describe()) if game.fast else None,
+            "fast_path": asdict(unit_game.fast_path().describe()) if unit_game.fast else None,
             "wall_seconds": result.metadata.get("wall_seconds"),
             "audit_seconds": time.time() - started,
             "top_k": [ids[i] for i in top],

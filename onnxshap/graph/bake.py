@@ -106,8 +106,41 @@ def _drop_mul(graph: gs.Graph, mul: gs.Node) -> None:
     graph.nodes.remove(mul)
 
 
+def _mean_fill(graph: gs.Graph, mul: gs.Node, fill: np.ndarray, name: str) -> None:
+    """After the (now constant) mask Mul, add the removed channels' means: x * keep + mean * (1 - keep)."""
+    out = mul.outputs[0]
+    kept = gs.Variable(f"{out.name}__onnxshap_kept", dtype=out.dtype, shape=out.shape)
+    mul.outputs[0] = kept
+    add = gs.Node("Add", name=f"{name}_mean", inputs=[kept, gs.Constant(f"{name}_fill", fill)], outputs=[out])
+    position = next(i for i, n in enumerate(graph.nodes) if n is mul)
+    graph.nodes.insert(position + 1, add)
+
+
+def _fold_mean(layer: UnitLayer, mul: gs.Node, removed: np.ndarray, mean: np.ndarray) -> bool:
+    """Mean removal on a raw Conv output (no chain): zero the removed filters' weights, set their bias to
+    the mean. False when the bias or weights are not plain constants only this Conv reads."""
+    if layer.op != "Conv" or layer.chain:
+        return False
+    nodes = _chain_nodes(mul, 0)
+    if nodes is None or nodes[0].op != "Conv" or len(nodes[0].inputs) < 3 or not nodes[0].inputs[2].name:
+        return False
+    conv = nodes[0]
+    weight, bias = _storage(conv.inputs[1], conv), _storage(conv.inputs[2], conv)
+    if weight is None or bias is None:
+        return False
+    _zero_rows(weight, removed)
+    values = np.array(bias.values, copy=True)
+    values[removed] = mean[removed].astype(values.dtype)
+    bias.values = values
+    return True
+
+
 def bake_removed(
-    loaded: LoadedModel, table: UnitTable, keep: np.ndarray, fold: bool = True
+    loaded: LoadedModel,
+    table: UnitTable,
+    keep: np.ndarray,
+    fold: bool = True,
+    means: np.ndarray | None = None,
 ) -> tuple[onnx.ModelProto, dict]:
     """A plain model where the units with keep=False are removed for good.
 
@@ -115,10 +148,20 @@ def bake_removed(
     weights (conv, or the BatchNormalization right after it) when every later op in the chain keeps 0 at 0,
     or multiplies by a constant mask; layers with nothing removed get no node at all. Returns the model and
     a summary {"folded": [...], "constant_mul": [...]}.
+
+    With ``means`` (one value per unit: the table was built for mean removal) a removed unit outputs its
+    mean for good: folded into a raw Conv's weights and bias when the mask sits on the Conv output,
+    otherwise a constant multiply and add (x * keep + mean * (1 - keep)).
     """
     keep = np.asarray(keep, dtype=bool)
     if keep.shape != (table.n_units,):
         raise ModelError(f"keep must have {table.n_units} entries, got {keep.shape}")
+    if means is None and table.removal == "mean":
+        raise ModelError("this unit table was built for mean removal: pass the units' means")
+    if means is not None:
+        means = np.asarray(means, dtype=np.float64).reshape(-1)
+        if means.shape != (table.n_units,):
+            raise ModelError(f"means must have {table.n_units} entries, got {means.shape}")
     graph, rebuilt = build_masked_graph(loaded, table.kinds, table.placement, table.exclude)
     if rebuilt.unit_ids() != table.unit_ids():
         raise ModelError("this model's units do not match the run's unit table (another model or version?)")
@@ -133,7 +176,21 @@ def bake_removed(
         mul, owner = muls[layer.mask_input]
         layer_keep = keep[layer.offset : layer.offset + layer.channels]
         removed = np.flatnonzero(~layer_keep)
-        if removed.size and fold and _try_fold(layer, mul, removed):
+        layer_mean = None if means is None else means[layer.offset : layer.offset + layer.channels]
+        if layer_mean is not None and removed.size:
+            if fold and _fold_mean(layer, mul, removed, layer_mean):
+                summary["folded"].append(layer.layer)
+                _drop_mul(owner, mul)
+            else:
+                tag = layer.mask_input[len("onnxshap_mask_") :]
+                shape = layer.mask_shape(1)
+                mul.inputs[1] = gs.Constant(
+                    f"onnxshap_keep_{tag}", layer_keep.astype(layer.dtype).reshape(shape)
+                )
+                fill = (layer_mean * ~layer_keep).astype(layer.dtype).reshape(shape)
+                _mean_fill(owner, mul, fill, f"onnxshap_removed_{tag}")
+                summary["constant_mul"].append(layer.layer)
+        elif removed.size and fold and _try_fold(layer, mul, removed):
             summary["folded"].append(layer.layer)
             _drop_mul(owner, mul)
         elif removed.size:

@@ -60,15 +60,37 @@ def _drop_new_value_info(graph: onnx.GraphProto, keep: set[str]) -> None:
                 _drop_new_value_info(sub, keep)
 
 
-def _insert_mul(graph: gs.Graph, tensor: gs.Variable, mask: gs.Variable, name: str) -> None:
-    """Rename the tensor's producer output and let a Mul produce the original name again."""
+def _insert_mul(
+    graph: gs.Graph, tensor: gs.Variable, mask: gs.Variable, name: str, mean: np.ndarray | None = None
+) -> None:
+    """Rename the tensor's producer output and let a Mul produce the original name again.
+
+    With `mean` (per-channel values shaped like the mask, batch 1) a removed channel outputs its mean:
+    x * m + mean * (1 - m), computed as Add(Mul(x, m), Mul(mean, Sub(1, m))) so that m = 1 gives x bit
+    for bit (x + 0). The mean is a constant initializer; every new node reads the mask, so a graph cut
+    before the masks keeps all of them on the coalition side.
+    """
     producer = tensor.inputs[0]
     pre = gs.Variable(f"{tensor.name}__onnxshap_unmasked", dtype=tensor.dtype, shape=tensor.shape)
     index = next(i for i, out in enumerate(producer.outputs) if out is tensor)
     producer.outputs[index] = pre
-    mul = gs.Node("Mul", name=name, inputs=[pre, mask], outputs=[tensor])
     position = next(i for i, n in enumerate(graph.nodes) if n is producer)
-    graph.nodes.insert(position + 1, mul)
+    if mean is None:
+        graph.nodes.insert(position + 1, gs.Node("Mul", name=name, inputs=[pre, mask], outputs=[tensor]))
+        return
+    dtype = np.dtype(mask.dtype)
+    kept = gs.Variable(f"{tensor.name}__onnxshap_kept", dtype=tensor.dtype, shape=tensor.shape)
+    removed = gs.Variable(f"{mask.name}__removed", dtype=dtype)
+    fill = gs.Variable(f"{mask.name}__fill", dtype=dtype)
+    one = gs.Constant(f"{mask.name}__one", np.ones((), dtype=dtype))
+    mu = gs.Constant(f"{mask.name}__mean", np.asarray(mean, dtype=dtype))
+    nodes = [
+        gs.Node("Mul", name=name, inputs=[pre, mask], outputs=[kept]),
+        gs.Node("Sub", name=f"{name}_removed", inputs=[one, mask], outputs=[removed]),
+        gs.Node("Mul", name=f"{name}_fill", inputs=[mu, removed], outputs=[fill]),
+        gs.Node("Add", name=f"{name}_mean", inputs=[kept, fill], outputs=[tensor]),
+    ]
+    graph.nodes[position + 1 : position + 1] = nodes
 
 
 def _batch_coupling_ops(graph: onnx.GraphProto, found: set[str]) -> set[str]:
@@ -95,12 +117,14 @@ def instrument_model(
     units: str | tuple[str, ...] = "conv",
     placement: str = "after-chain",
     exclude: str | None = None,
+    means: dict[str, np.ndarray] | None = None,
 ) -> tuple[onnx.ModelProto, UnitTable]:
     """Return the instrumented model (mask inputs added) and its unit table.
 
     `exclude` is a regular expression; layers whose name it matches (re.search) are left out and reported.
+    `means` ({layer: per-channel values}) switches to mean removal: a removed unit outputs its value there.
     """
-    graph, table = build_masked_graph(loaded, units, placement, exclude)
+    graph, table = build_masked_graph(loaded, units, placement, exclude, means)
     return export_model(loaded, graph), table
 
 
@@ -120,8 +144,12 @@ def build_masked_graph(
     units: str | tuple[str, ...] = "conv",
     placement: str = "after-chain",
     exclude: str | None = None,
+    means: dict[str, np.ndarray] | None = None,
 ) -> tuple[gs.Graph, UnitTable]:
-    """The model's gs graph with a mask input and Mul per unit layer, and the unit table."""
+    """The model's gs graph with a mask input and Mul per unit layer, and the unit table.
+
+    With `means` ({layer name: [channels] values}) every layer gets mean removal (see `_insert_mul`).
+    """
     kinds = parse_kinds(units)
     excluded = _compile_exclude(exclude)
     if placement not in PLACEMENTS:
@@ -159,7 +187,17 @@ def build_masked_graph(
         mask = gs.Variable(mask_name, dtype=where.dtype, shape=shape)
         graph.inputs.append(mask)
         masked_name = where.tensor.name
-        _insert_mul(cand.scope.graph, where.tensor, mask, f"onnxshap_mask_mul_{index:04d}")
+        mean = None
+        if means is not None:
+            if cand.name not in means:
+                raise ModelError(f"no mean activation given for layer {cand.name}")
+            values = np.asarray(means[cand.name], dtype=np.float64).reshape(-1)
+            if values.shape != (cand.channels,) or not np.isfinite(values).all():
+                raise ModelError(f"the mean activations of {cand.name} must be {cand.channels} finite values")
+            mean_shape = [1] * cand.rank
+            mean_shape[cand.channel_axis] = cand.channels
+            mean = values.reshape(mean_shape)
+        _insert_mul(cand.scope.graph, where.tensor, mask, f"onnxshap_mask_mul_{index:04d}", mean)
         layers.append(
             UnitLayer(
                 layer=cand.name,
@@ -188,6 +226,7 @@ def build_masked_graph(
         model_path=str(loaded.path),
         batch_coupling_ops=tuple(sorted(_batch_coupling_ops(original.graph, set()))),
         exclude=exclude,
+        removal="zero" if means is None else "mean",
     )
     if not layers:
         why = f"; skipped: {skipped[0].layer} ({skipped[0].reason})" if skipped else ""

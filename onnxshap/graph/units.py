@@ -64,6 +64,7 @@ class UnitTable:
     model_sha256: str | None = None
     batch_coupling_ops: tuple[str, ...] = ()  # ops that mix items of a batch: stacking coalitions is invalid
     exclude: str | None = None  # the --exclude pattern the table was built with
+    removal: str = "zero"  # what a removed unit outputs: "zero" or "mean" (its mean activation)
 
     @property
     def n_units(self) -> int:
@@ -108,6 +109,7 @@ class UnitTable:
             "n_units": self.n_units,
             "batch_coupling_ops": list(self.batch_coupling_ops),
             "exclude": self.exclude,
+            "removal": self.removal,
             "layers": [{**asdict(layer), "chain": list(layer.chain)} for layer in self.layers],
             "skipped": [asdict(s) for s in self.skipped],
         }
@@ -124,6 +126,7 @@ class UnitTable:
             model_sha256=data.get("model_sha256"),
             batch_coupling_ops=tuple(data.get("batch_coupling_ops", ())),
             exclude=data.get("exclude"),
+            removal=data.get("removal", "zero"),
         )
 
     def save(self, path: str | os.PathLike) -> Path:

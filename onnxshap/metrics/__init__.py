@@ -10,11 +10,11 @@ from onnxshap.metrics.base import Metric
 from onnxshap.metrics.classification import Accuracy, LogProbability, OneVsRest, TrueLogit
 from onnxshap.metrics.custom import CustomMetric, load_callable
 from onnxshap.metrics.fairness import GroupAccuracy, GroupGap, group_accuracies
-from onnxshap.metrics.modes import MeanOutput, PerClassAccuracy, PooledOutputMap
+from onnxshap.metrics.modes import MeanOutput, PerClassAccuracy, PerGroupAccuracy, PooledOutputMap
 
 METRIC_NAMES = (
     "accuracy", "loss", "logit", "class:C", "fairness", "fairness:GROUP", "adversarial", "robustness",
-    "per-class", "mean-output", "output-map:HxW", "custom:MODULE:FUNCTION",
+    "per-class", "per-group", "mean-output", "output-map:HxW", "custom:MODULE:FUNCTION",
 )  # fmt: skip
 
 
@@ -30,6 +30,7 @@ def get_metric(spec: str) -> Metric:
         "adversarial": AttackSuccess,
         "robustness": RobustAccuracy,
         "per-class": PerClassAccuracy,
+        "per-group": PerGroupAccuracy,
         "mean-output": MeanOutput,
     }
     if text in simple:
@@ -47,6 +48,6 @@ def get_metric(spec: str) -> Metric:
 
 __all__ = [
     "METRIC_NAMES", "Accuracy", "AttackSuccess", "CustomMetric", "GroupAccuracy", "GroupGap", "LogProbability",
-    "MeanOutput", "Metric", "OneVsRest", "PerClassAccuracy", "PooledOutputMap", "TrueLogit", "get_metric",
+    "MeanOutput", "Metric", "OneVsRest", "PerClassAccuracy", "PerGroupAccuracy", "PooledOutputMap", "TrueLogit", "get_metric",
     "group_accuracies",
 ]  # fmt: skip

@@ -98,3 +98,29 @@ class PooledOutputMap(Metric):
 
     def from_reduced(self, reduced, labels, groups):
         return adaptive_pool(reduced.astype(np.float64), self.size)
+
+
+class PerGroupAccuracy(Metric):
+    """Accuracy of each data group (e.g. each input domain): a vector [G] per coalition, groups in sorted
+    order as found in the valuation data ("per-domain modes")."""
+
+    name = "per-group"
+    reduction = "argmax"
+    value_range = 1.0
+
+    def prepare(self, reference, labels, groups) -> None:
+        if groups is None:
+            raise DataError("metric 'per-group' needs a group per item (a 'group' column or array)")
+        self.check_labels(labels)
+        self.group_names = [str(g) for g in np.unique(groups)]
+        self.value_shape = (len(self.group_names),)
+
+    def __call__(self, outputs, labels, groups):
+        y = self.check_labels(labels)
+        correct = predicted_classes(outputs) == y[None, :]
+        names = np.asarray(groups).astype(str)
+        out = np.zeros((len(outputs), len(self.group_names)))
+        for k, g in enumerate(self.group_names):
+            sel = names == g
+            out[:, k] = correct[:, sel].mean(axis=1) if sel.any() else 0.0  # a batch without the group
+        return out

@@ -42,6 +42,8 @@ def build_report(run_dir: str | os.PathLike, pictures: bool = True) -> Path:
         "layer_distribution": F.layer_distribution(data, fig_dir / "layer_distribution.png"),
         "value_histogram": F.value_histogram(data, fig_dir / "value_histogram.png"),
         "modes_heatmap": F.modes_heatmap(data, fig_dir / "modes_heatmap.png") if data.vector else None,
+        "mode_images": F.mode_images(data, fig_dir / "mode_images.png") if data.vector else None,
+        "interactions": F.interactions_heatmap(data.interactions or [], fig_dir / "interactions.png"),
     }
     drawn = (
         unit_pictures(data, fig_dir) if pictures else Pictures(note="activation pictures were not asked for")

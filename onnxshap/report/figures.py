@@ -234,3 +234,77 @@ def modes_heatmap(data: RunData, path: Path, limit: int = 30) -> Path:
     ax.set_title(f"Shapley modes of the top {n} units")
     fig.colorbar(image, ax=ax, shrink=0.8, label="contribution")
     return save(fig, path)
+
+
+def interactions_heatmap(rows: list[dict[str, str]], path: Path) -> Path | None:
+    """Pairwise interactions (interactions.csv) as a symmetric heatmap; None when there are none."""
+    if not rows:
+        return None
+    names: list[str] = []
+    for r in rows:
+        for key in ("unit_i", "unit_j"):
+            if r[key] not in names:
+                names.append(r[key])
+    m = len(names)
+    matrix = np.full((m, m), np.nan)
+    for r in rows:
+        a, b = names.index(r["unit_i"]), names.index(r["unit_j"])
+        matrix[a, b] = matrix[b, a] = float(r["value"])
+    vmax = float(np.nanmax(np.abs(matrix), initial=0.0)) or 1.0
+    fig = new_figure(min(12.0, 0.38 * m + 3.6), min(11.0, 0.34 * m + 2.2))
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_xticks(np.arange(m))
+    ax.set_yticks(np.arange(m))
+    ax.set_xticklabels([shorten(n, 24) for n in names], rotation=90, fontsize=7)
+    ax.set_yticklabels([shorten(n, 30) for n in names], fontsize=7)
+    if m <= 12:
+        for i in range(m):
+            for j in range(m):
+                if i != j:
+                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6.5)
+    ax.set_title(f"Pairwise interactions of the top {m} players")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="interaction (red: synergy, blue: redundancy)")
+    return save(fig, path)
+
+
+def hub_share(data: RunData, fraction: float = 0.05) -> tuple[int, float] | None:
+    """(k, share): the top ceil(fraction * n) players' summed value over all players' summed value (the
+    MSA paper's hub concentration); None when the total is not positive."""
+    values = np.array([r.value for r in data.rows])
+    total = float(values.sum())
+    if not len(values) or total <= 0:
+        return None
+    k = max(1, int(np.ceil(fraction * len(values))))
+    return k, float(np.sort(values)[::-1][:k].sum() / total)
+
+
+def mode_images(data: RunData, path: Path, per_layer: int = 8) -> Path | None:
+    """Image-shaped modes (e.g. a generator's per-pixel modes): each layer's top players as pictures of which
+    pixels they paint (red: raise, blue: lower). None unless the modes are images (last two axes >= 4)."""
+    if data.modes is None or data.modes.ndim < 3 or min(data.modes.shape[-2:]) < 4:
+        return None
+    modes = data.modes.reshape(len(data.modes), -1, *data.modes.shape[-2:]).mean(axis=1)
+    by_layer: dict[str, list[UnitRow]] = {}
+    for row in data.rows:  # sorted by value, descending
+        by_layer.setdefault(row.layer or "(several layers)", []).append(row)
+    layers = list(by_layer)
+    cols = min(per_layer, max(len(v) for v in by_layer.values()))
+    fig = new_figure(1.3 * cols + 1.6, 1.45 * len(layers) + 0.6)
+    vmax = float(np.abs(modes).max()) or 1.0
+    image = None
+    for r, layer in enumerate(layers):
+        for c, row in enumerate(by_layer[layer][:cols]):
+            ax = fig.add_subplot(len(layers), cols, r * cols + c + 1)
+            image = ax.imshow(modes[row.index], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(
+                shorten(row.unit.rsplit(":", 1)[-1] if row.channel is not None else row.unit, 14), fontsize=7
+            )
+            if c == 0:
+                ax.set_ylabel(shorten(layer, 18), fontsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=fig.axes, shrink=0.6, label="contribution per pixel")
+    fig.suptitle("Per-pixel Shapley modes: the top players of each layer", fontsize=10)
+    return save(fig, path)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxshap.report.figures import layer_counts, scalar
+from onnxshap.report.figures import hub_share, layer_counts, scalar
 from onnxshap.report.pictures import Pictures
 from onnxshap.report.rundata import NEGATIVE_LIMIT, RANKING_LABELS, RunData, UnitRow
 
@@ -148,12 +148,41 @@ def summary(data: RunData) -> str:
             f"(mask placement {units.placement}{exclude}{skipped})",
         ),
         ("Top k", fmt(len(info.get("top_k") or []))),
+        ("Players", players_text(data)),
+        ("Hub concentration", hub_text(data)),
+        ("Removal", f"{info.get('removal', 'zero')}: {info.get('removal_description', REMOVAL_ZERO)}"),
     ]
     body = "".join(
         f"<tr><th>{escape(k)}</th><td>{v if isinstance(v, Raw) else escape(str(v))}</td></tr>"
         for k, v in rows
     )
     return f'<h2 id="summary">1. Summary</h2><table class="summary"><tbody>{body}</tbody></table>'
+
+
+REMOVAL_ZERO = "a removed unit outputs 0 at its mask"
+
+
+def players_text(data: RunData) -> str:
+    """Who the players were: spec, count, lesions, units fixed present."""
+    players = data.players
+    if players is None or (players.spec == "channels" and not players.lesioned.size):
+        return "one player per unit (channels)"
+    parts = [f"{players.n_players:,} players ({players.spec})"]
+    fixed = players.fixed_present().size
+    if fixed:
+        parts.append(f"{fixed:,} units in no player stay present")
+    if players.lesioned.size:
+        asked = ", ".join(players.lesion) or "—"
+        parts.append(f"{players.lesioned.size:,} units lesioned for good ({asked})")
+    return "; ".join(parts)
+
+
+def hub_text(data: RunData) -> str:
+    found = hub_share(data)
+    if found is None:
+        return "— (the values do not sum to a positive total)"
+    k, share = found
+    return f"the top 5% of players ({k}) hold {100 * share:.1f}% of the summed value"
 
 
 def best_ranking(data: RunData) -> str | None:
@@ -205,7 +234,15 @@ def curves_section(data: RunData, fig: Path | None) -> str:
 
 def _unit_rows(rows: list[UnitRow], start: int = 1) -> list[list[Any]]:
     return [
-        [i, r.unit, r.layer, r.channel, f"{r.value:.4g}", f"[{r.ci_low:.3g}, {r.ci_high:.3g}]", r.samples]
+        [
+            i,
+            r.unit,
+            r.layer or "(several)",
+            "" if r.channel is None else r.channel,
+            f"{r.value:.4g}",
+            f"[{r.ci_low:.3g}, {r.ci_high:.3g}]",
+            r.samples,
+        ]
         for i, r in enumerate(rows, start)
     ]
 
@@ -270,16 +307,59 @@ def layers_section(data: RunData, dist_fig: Path | None, hist_fig: Path | None) 
     )
 
 
-def modes_section(data: RunData, fig: Path | None) -> str:
-    """Section 5 (vector games): the Shapley modes of the top units."""
-    if not data.vector:
+def modes_section(data: RunData, fig: Path | None, images: Path | None = None) -> str:
+    """Section 5 (vector games): the Shapley modes of the top units (a table when they are short vectors,
+    pictures when they are images)."""
+    if not data.vector or data.modes is None:
         return ""
-    shape = list(data.modes.shape[1:]) if data.modes is not None else []
-    return (
+    shape = list(data.modes.shape[1:])
+    parts = [
         '<h2 id="modes">5. Shapley modes</h2>'
-        f"<p>This is a vector game: every unit has a contribution per output element (shape {shape}). "
-        "Red: the unit raises that element's value; blue: it lowers it.</p>"
-        + figure(fig, "Shapley modes heatmap", "top units (rows) × output elements (columns)")
+        f"<p>This is a vector game: every player has a contribution per output element (shape {shape}). "
+        "Red: the player raises that element's value; blue: it lowers it.</p>",
+        figure(fig, "Shapley modes heatmap", "top players (rows) × output elements (columns)"),
+        figure(images, "per-pixel modes", "which players paint which pixels, by layer"),
+    ]
+    flat = data.modes.reshape(len(data.modes), -1)
+    if flat.shape[1] <= 16:
+        rows = data.top_rows() or data.rows
+        if len(data.rows) <= 30:
+            rows = data.rows
+        label = "group" if data.info.get("metric") == "per-group" else "element"
+        headers = ["player", *(f"{label} {c}" for c in range(flat.shape[1])), "mean"]
+        body = [
+            [r.unit, *(f"{v:.4g}" for v in flat[r.index]), f"{flat[r.index].mean():.4g}"] for r in rows[:30]
+        ]
+        parts.append(table(headers, body, tuple(range(1, flat.shape[1] + 2))))
+    return "".join(parts)
+
+
+def interactions_section(data: RunData, fig: Path | None) -> str:
+    """Pairwise interactions among the top players, when `onnxshap interactions` wrote them."""
+    if not data.interactions or fig is None:
+        return ""
+    import json
+
+    meta_path = data.path / "interactions.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    ranked = sorted(data.interactions, key=lambda r: -abs(float(r["value"])))[:15]
+    rows = [
+        [
+            r["unit_i"],
+            r["unit_j"],
+            f"{float(r['value']):.4g}",
+            f"[{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]",
+        ]
+        for r in ranked
+    ]
+    return (
+        '<h2 id="interactions">Pairwise interactions</h2>'
+        "<p>The Shapley interaction index of each pair of top players (= msapy's "
+        "<code>network_interaction_2d</code>: the pair's value played as one player minus each one's value "
+        "with the other lesioned). Positive: synergy; negative: redundancy. "
+        f"Intervals: {escape(str(meta.get('guarantee', '—')))}.</p>"
+        + figure(fig, "interaction heatmap", "interaction of every pair of top players")
+        + table(["player i", "player j", "interaction", "CI"], rows, (2,))
     )
 
 
@@ -313,7 +393,8 @@ def render(data: RunData, figs: dict[str, Path | None], pictures: Pictures) -> s
         curves_section(data, figs.get("removal_curves")),
         units_section(data, figs.get("top_units"), figs.get("negative_units")),
         layers_section(data, figs.get("layer_distribution"), figs.get("value_histogram")),
-        modes_section(data, figs.get("modes_heatmap")),
+        modes_section(data, figs.get("modes_heatmap"), figs.get("mode_images")),
+        interactions_section(data, figs.get("interactions")),
         pictures_section(pictures, 6 if data.vector else 5),
     ]
     return (

@@ -36,11 +36,13 @@ class Pictures:
 
 
 def spatial_rows(data: RunData, rows: list[UnitRow]) -> list[UnitRow]:
-    """The rows whose unit has a spatial map (main-graph conv layer with a rank-4 masked tensor)."""
+    """The rows whose unit has a spatial map (one main-graph conv unit with a rank-4 masked tensor)."""
     layer_of = data.units.unit_layers()
     out = []
     for row in rows:
-        layer = data.units.layers[int(layer_of[row.index])]
+        if row.unit_index is None:
+            continue
+        layer = data.units.layers[int(layer_of[row.unit_index])]
         if layer.graph == "main" and layer.kind == "conv" and layer.rank == 4 and layer.batch_aligned:
             out.append(row)
     return out
@@ -209,7 +211,7 @@ def unit_pictures(data: RunData, fig_dir: Path, n_units: int = 8, n_inputs: int 
     rows = spatial_rows(data, top)[:n_units]
     if not rows:
         return Pictures(
-            note="no activation pictures: none of the top units is a conv filter with a spatial map"
+            note="no activation pictures: none of the top players is a single conv filter with a spatial map"
         )
     try:
         return _draw(data, rows, fig_dir, n_inputs)
@@ -257,7 +259,7 @@ def _draw(data: RunData, rows: list[UnitRow], fig_dir: Path, n_inputs: int) -> P
     dataset = load_data(data_path, input_metas=metas, spec=spec_path, **(config.get("preprocess") or {}))
     items = pick_items(dataset.labels, len(dataset), n_inputs)
     inputs = {k: v[items] for k, v in dataset.inputs.items()}
-    maps = activation_maps(inst, inputs, [r.index for r in rows])
+    maps = activation_maps(inst, inputs, [r.unit_index for r in rows])
     found = image_array(dataset)
     images = found[1][items] if found is not None else None
     titles = [
@@ -272,8 +274,10 @@ def _draw(data: RunData, rows: list[UnitRow], fig_dir: Path, n_inputs: int) -> P
     )
     position = {r.unit: i for i, r in enumerate(data.top_rows() or data.rows, 1)}
     for row in rows:
-        if row.index in maps:
+        if row.unit_index in maps:
             name = f"unit_{len(pictures.items) + 1:02d}.png"
-            path = draw_unit(row, maps[row.index], images, titles, fig_dir / name, position.get(row.unit, 0))
+            path = draw_unit(
+                row, maps[row.unit_index], images, titles, fig_dir / name, position.get(row.unit, 0)
+            )
             pictures.items.append(UnitPicture(row, path, position.get(row.unit, 0)))
     return pictures

@@ -13,6 +13,7 @@ import numpy as np
 
 from onnxshap.errors import OnnxShapError
 from onnxshap.graph.units import UnitTable
+from onnxshap.players import PlayerTable
 
 # Rankings in the order the report lists them; unknown names (future baselines) follow.
 RANKING_ORDER = ("shapley", "negative", "loo", "activation", "weight", "random")
@@ -35,14 +36,16 @@ class ReportError(OnnxShapError):
 class UnitRow:
     """One row of shapley.csv, with the unit's flat index in the unit table."""
 
-    unit: str
-    layer: str
-    channel: int
+    unit: str  # the player's name: a unit id, or a group's name
+    layer: str  # "" when a group spans several layers
+    channel: int | None  # None for a player of several units
     value: float
     ci_low: float
     ci_high: float
     samples: int
-    index: int
+    index: int  # player index (row of result.npz / modes.npy)
+    unit_index: int | None = None  # the unit's index in units.json when the player is one unit
+    members: str = ""  # grouped players: member units, compact (LAYER:A-B;...)
 
     @property
     def reliably_negative(self) -> bool:
@@ -60,6 +63,8 @@ class RunData:
     rows: list[UnitRow]  # sorted by value, descending (as in shapley.csv)
     units: UnitTable
     modes: np.ndarray | None = None
+    players: PlayerTable | None = None
+    interactions: list[dict[str, str]] | None = None  # interactions.csv rows (`onnxshap interactions`)
     by_id: dict[str, UnitRow] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -105,21 +110,24 @@ def _read_json(path: Path, folder: Path) -> dict[str, Any]:
         raise ReportError(f"cannot read {path.name} in {folder}: {exc}") from None
 
 
-def _read_rows(path: Path, units: UnitTable, folder: Path) -> list[UnitRow]:
+def _read_rows(path: Path, players: PlayerTable, folder: Path) -> list[UnitRow]:
     rows: list[UnitRow] = []
     try:
         with open(path, newline="") as fh:
             for rec in csv.DictReader(fh):
+                index = players.index_of(rec["unit"])
                 rows.append(
                     UnitRow(
                         unit=rec["unit"],
                         layer=rec["layer"],
-                        channel=int(rec["channel"]),
+                        channel=int(rec["channel"]) if rec["channel"] != "" else None,
                         value=float(rec["value"]),
                         ci_low=float(rec["ci_low"]),
                         ci_high=float(rec["ci_high"]),
                         samples=int(rec["samples"]),
-                        index=units.index_of(rec["unit"]),
+                        index=index,
+                        unit_index=players.single_unit(index),
+                        members=rec.get("members") or "",
                     )
                 )
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -151,7 +159,11 @@ def load_run(path: str | os.PathLike) -> RunData:
         units = UnitTable.load(folder / "units.json")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ReportError(f"cannot read units.json in {folder}: {exc}") from None
-    rows = _read_rows(folder / "shapley.csv", units, folder)
+    try:
+        players = PlayerTable.load(folder / "players.json", units)
+    except OnnxShapError as exc:
+        raise ReportError(f"{folder}: {exc}") from None
+    rows = _read_rows(folder / "shapley.csv", players, folder)
     curves = _read_json(folder / "curves.json", folder)
     modes = None
     if (folder / "modes.npy").is_file():
@@ -159,6 +171,21 @@ def load_run(path: str | os.PathLike) -> RunData:
             modes = np.load(folder / "modes.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ReportError(f"cannot read modes.npy in {folder}: {exc}") from None
-        if modes.ndim < 2 or len(modes) != units.n_units:
-            raise ReportError(f"{folder}: modes.npy has shape {list(modes.shape)}, not [n_units, ...]")
-    return RunData(path=folder, info=info, curves=curves, rows=rows, units=units, modes=modes)
+        if modes.ndim < 2 or len(modes) != players.n_players:
+            raise ReportError(f"{folder}: modes.npy has shape {list(modes.shape)}, not [n_players, ...]")
+    from onnxshap.audit.interactions import read_interactions
+
+    try:
+        pairs = read_interactions(folder)
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read interactions.csv in {folder}: {exc}") from None
+    return RunData(
+        path=folder,
+        info=info,
+        curves=curves,
+        rows=rows,
+        units=units,
+        modes=modes,
+        players=players,
+        interactions=pairs,
+    )

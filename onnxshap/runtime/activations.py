@@ -48,3 +48,32 @@ def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch:
         inside[layer.offset : layer.offset + layer.channels] = False
     result[inside] = np.nan
     return result
+
+
+def channel_means(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch: int = 64) -> np.ndarray:
+    """Mean activation (signed) per unit over items and positions at the masked tensor, every unit kept,
+    [n_units] float64; NaN for units inside subgraphs (their tensors cannot be read). The values mean
+    removal (`--removal mean`) puts in place of a removed unit."""
+    model, layers = activation_model(inst)
+    session = inst.session_for(model, optimize=True).session
+    masks = {layer.mask_input for layer in inst.units.layers}
+    feeds = prepare_inputs(session, inputs, masks)
+    n = len(next(iter(feeds.values())))
+    ones = inst.evaluator.masks_for(np.ones((1, inst.n_units), bool))
+    sums = np.zeros(inst.n_units)
+    names = [layer.masked_tensor for layer in layers]
+    for start in range(0, n, batch):
+        chunk = {k: v[start : start + batch] for k, v in feeds.items()}
+        outs = run_session(session, names, {**chunk, **ones})
+        for layer, act in zip(layers, outs, strict=True):
+            axis = layer.channel_axis % act.ndim
+            per_channel = np.moveaxis(act.astype(np.float64), axis, -1).reshape(-1, layer.channels)
+            sums[layer.offset : layer.offset + layer.channels] += per_channel.sum(axis=0) / (
+                per_channel.shape[0] / len(act)
+            )
+    result = sums / n
+    inside = np.ones(inst.n_units, bool)
+    for layer in layers:
+        inside[layer.offset : layer.offset + layer.channels] = False
+    result[inside] = np.nan
+    return result
