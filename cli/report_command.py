@@ -24,6 +24,8 @@ def report(run_dir: Path, no_pictures: bool) -> None:
     top and most negative units, their spread over layers, Shapley modes for vector games and, for conv
     models, each top unit's activation maps.
     """
+    from onnxshap.audit.runfolder import RunFolder
     from onnxshap.report import build_report
 
-    click.echo(str(build_report(run_dir, pictures=not no_pictures)))
+    with RunFolder(run_dir).locked():  # report.html and figures/ have one writer at a time too
+        click.echo(str(build_report(run_dir, pictures=not no_pictures)))

@@ -5,14 +5,24 @@ modes.npy     [n_units, *shape] per-unit Shapley modes (vector games only; + mod
 run.json      model, model_sha256, metric, v_all, v_empty, estimator, parameters, seed, provider,
               evaluations, wall_seconds, onnxshap_version, top_k (unit ids), curves (AUC per ranking)
 result.npz/.json  the full ShapleyResult;   units.json  the unit table;   checkpoint/  for --resume
+.onnxshap.lock    the writer lock (see RunFolder.locked)
+
+One writer at a time: whatever writes into a run folder (run, resume, check's audit, report) holds an
+exclusive flock on .onnxshap.lock; the kernel releases it when the process ends, however it ends
+(kill -9 included), so a folder is never left locked. Readers (prune, check --baseline-run) take no
+lock: a finished run's results are never written again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
+import itertools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +34,32 @@ from onnxshap.graph.units import UnitTable
 from onnxshap.results import ShapleyResult, to_jsonable
 
 CSV_COLUMNS = ("unit", "layer", "channel", "value", "ci_low", "ci_high", "samples")
+LOCK_NAME = ".onnxshap.lock"
+# What a run leaves before its first checkpoint: nothing to keep (the attack cache is content-keyed).
+EARLY_ENTRIES = frozenset({LOCK_NAME, "run.json", "adversarial"})
 
 
 class RunFolderError(OnnxShapError):
     """The run folder is missing, incomplete, or would be overwritten."""
+
+
+class RunFolderBusy(RunFolderError):
+    """Another process is writing the run folder."""
+
+
+def new_run_path(base: str | os.PathLike) -> Path:
+    """Create and return a fresh folder: `base`, else `base-2`, `base-3`, ... (os.mkdir is atomic, so two
+    processes asking for the same name at the same moment get different folders)."""
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
 
 
 class RunFolder:
@@ -52,15 +84,81 @@ class RunFolder:
     def unfinished(self) -> bool:
         return (self.checkpoint_dir / "checkpoint.npz").is_file() and not self.finished
 
+    lock_file = property(lambda self: self.path / LOCK_NAME)
+
+    @contextlib.contextmanager
+    def locked(self, create: bool = False) -> Iterator[RunFolder]:
+        """Hold the folder's writer lock (exclusive, non-blocking); RunFolderBusy when another process
+        holds it. `create`: make the folder first (for a new run)."""
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_dir():
+            raise RunFolderError(f"{self.path} is not a run folder (no such folder)")
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                who = f" (pid {holder})" if holder.isdigit() else ""
+                raise RunFolderBusy(
+                    f"{self.path} is being written by another onnxshap process{who}; "
+                    "wait for it to end or choose another folder"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield self
+        finally:
+            os.close(fd)  # releases the lock; the file stays (unlinking it would race with a new writer)
+
     def prepare(self, resume: bool) -> None:
-        """Create the folder; refuse to overwrite a finished run or to restart an unfinished one silently."""
+        """Check, with the lock held, that the folder may take this run: a resume needs a checkpoint; a new
+        run needs an empty folder (or one left by a run stopped before its first checkpoint). A finished
+        run, an unfinished one without --resume, and anything else are refused: nothing is overwritten."""
         if self.finished:
             raise RunFolderError(f"{self.path} holds a finished run; choose another --out or delete it")
-        if self.unfinished and not resume:
-            raise RunFolderError(f"{self.path} holds an unfinished run; pass --resume to continue it")
-        if resume and not self.unfinished:
-            raise RunFolderError(f"nothing to resume in {self.path} (no checkpoint)")
+        if resume:
+            if not self.unfinished:
+                raise RunFolderError(f"nothing to resume in {self.path} (no checkpoint)")
+            return
+        if self.unfinished:
+            raise RunFolderError(
+                f"{self.path} holds an unfinished run{self._status()}; pass --resume to continue it"
+            )
+        entries = sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
+        early = set(entries) <= EARLY_ENTRIES and self._written_by_onnxshap()
+        if not early and set(entries) - {LOCK_NAME}:
+            found = [e for e in entries if e != LOCK_NAME]
+            shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+            raise RunFolderError(
+                f"{self.path} is not empty ({shown}) and holds no "
+                "onnxshap run to continue; choose another --out (a run folder is never overwritten)"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
+
+    def _written_by_onnxshap(self) -> bool:
+        if not self.run_json.is_file():
+            return True
+        with contextlib.suppress(RunFolderError):
+            run = self.read_run()
+            return isinstance(run, dict) and "onnxshap_version" in run and run.get("status") != "finished"
+        return False
+
+    def _status(self) -> str:
+        with contextlib.suppress(RunFolderError, AttributeError):
+            run = self.read_run()
+            error = f": {run['error']}" if run.get("error") else ""
+            return f" (status {run.get('status')}{error})"
+        return ""
+
+    def mark(self, status: str, error: str | None = None) -> None:
+        """Record in run.json how the run stopped ("interrupted", "failed" with the error)."""
+        run = self.read_run() if self.run_json.is_file() else {}
+        run["status"] = status
+        run.pop("error", None)
+        if error:
+            run["error"] = error
+        self.write_json(self.run_json, run)
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         text = json.dumps(to_jsonable(data), indent=2).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -186,6 +187,12 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result) -> dict[str,
     }
 
 
+def _max_evals(cfg: AuditConfig, inst) -> int | None:
+    if cfg.estimator == "tmab" and cfg.max_evals is None and cfg.max_seconds is None:
+        return DEFAULT_EVALS_PER_UNIT * inst.n_units  # tmab alone has no natural end on near-ties
+    return cfg.max_evals
+
+
 def _check_backend(cfg: AuditConfig) -> None:
     """Refuse a bad backend before anything is written (unknown name, Ray missing, non-sampling method,
     nothing answering at --address)."""
@@ -208,14 +215,42 @@ def _check_backend(cfg: AuditConfig) -> None:
 
 
 def run_audit(cfg: AuditConfig) -> RunFolder:
-    """Run (or resume) an audit into cfg.out and return the run folder."""
-    from onnxshap import __version__
-    from onnxshap.estimators import estimate
-    from onnxshap.instrumented import instrument
+    """Run (or resume) an audit into cfg.out and return the run folder.
 
+    The folder's writer lock is held throughout (a second writer is refused, see RunFolder.locked). Once
+    run.json is written, a run that stops early records it there: status "interrupted" (KeyboardInterrupt,
+    SIGTERM) or "failed" with the error; its checkpoint, if any, can be resumed.
+    """
     _check_backend(cfg)
     folder = RunFolder(cfg.out)
-    folder.prepare(cfg.resume)
+    with folder.locked(create=True):
+        folder.prepare(cfg.resume)
+        _audit(cfg, folder)
+    return folder
+
+
+def game_identity(cfg: AuditConfig, inst, data, valuation) -> dict[str, Any]:
+    """What the game is made of, beyond what the estimator sees: must match for a checkpoint to resume.
+    The model's sha256 (and its external data files'), the data's and the valuation items' fingerprints."""
+    from onnxshap.fileio import sha256_of
+
+    source = inst.source
+    identity: dict[str, Any] = {
+        "model_sha256": inst.units.model_sha256,
+        "data_fingerprint": data.fingerprint(),
+        "valuation_fingerprint": valuation.fingerprint(),
+        "metric": cfg.metric,
+        "output": cfg.output,
+    }
+    if source.has_external_data:
+        identity["model_data_sha256"] = {f: sha256_of(source.base_dir / f) for f in source.external_files}
+    return identity
+
+
+def _audit(cfg: AuditConfig, folder: RunFolder) -> None:
+    from onnxshap import __version__
+    from onnxshap.instrumented import instrument
+
     started = time.time()
     inst = instrument(
         cfg.model,
@@ -227,10 +262,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     )
     data, data_path = _load(cfg, inst)
     game, check, valuation, held_out = _games(cfg, inst, data, folder)
-    top_k = min(cfg.top_k, inst.n_units - 1) if cfg.top_k else None
-    max_evals = cfg.max_evals
-    if cfg.estimator == "tmab" and max_evals is None and cfg.max_seconds is None:
-        max_evals = DEFAULT_EVALS_PER_UNIT * inst.n_units  # tmab alone has no natural end on near-ties
+    identity = game_identity(cfg, inst, data, valuation)
     run_info = {
         "status": "running",
         "model": str(cfg.model),
@@ -240,7 +272,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         "metric_description": game.metric.describe(),
         "data": str(data_path),
         "data_absolute": str(Path(data_path).resolve()),
-        "data_fingerprint": data.fingerprint(),
+        "data_fingerprint": identity["data_fingerprint"],
         "valuation_items": valuation.__len__(),
         "held_out_items": 0 if held_out is None else len(held_out),
         "estimator": cfg.estimator,
@@ -251,7 +283,26 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         "onnxshap_version": __version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
+    if "model_data_sha256" in identity:
+        run_info["model_data_sha256"] = identity["model_data_sha256"]
     folder.write_json(folder.run_json, run_info)
+    try:
+        _estimate_and_record(cfg, folder, inst, game, check, valuation, run_info, identity, started)
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            folder.mark("interrupted")
+        raise
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            folder.mark("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise
+
+
+def _estimate_and_record(cfg, folder, inst, game, check, valuation, run_info, identity, started) -> None:
+    from onnxshap.estimators import estimate
+
+    top_k = min(cfg.top_k, inst.n_units - 1) if cfg.top_k else None
+    max_evals = _max_evals(cfg, inst)
     result = estimate(
         game,
         method=cfg.estimator,
@@ -266,6 +317,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         backend=cfg.backend,
         address=cfg.address,
         workers=cfg.workers,
+        fingerprint_extra=identity,
         **_estimator_params(cfg),
     )
     folder.write_results(result, inst.units)
@@ -297,4 +349,3 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         }
     )
     folder.write_json(folder.run_json, run_info)
-    return folder
