@@ -216,6 +216,43 @@ class RunFolder:
             raise RunFolderError(f"{self.path} has no units.json")
         return UnitTable.load(self.units_json)
 
+    def check_consistent(self) -> None:
+        """Refuse (one line) a folder whose run.json, result.npz/.json, shapley.csv and units.json do not
+        describe one run: unit count, unit ids, values and ranking, model sha256, evaluations."""
+        run = self.read_run()
+        result, table = self.load_result(), self.load_units()
+        try:
+            rows = self.read_csv()
+        except (OSError, csv.Error) as exc:
+            raise RunFolderError(f"cannot read {self.csv}: {exc}") from None
+        scores, ids = result.scores, table.unit_ids()
+        problem = None
+        if len(scores) != table.n_units:
+            problem = f"result.npz has {len(scores)} units, units.json {table.n_units}"
+        elif len(rows) != table.n_units:
+            problem = f"shapley.csv has {len(rows)} units, units.json {table.n_units}"
+        elif run.get("n_units", table.n_units) != table.n_units:
+            problem = f"run.json has {run.get('n_units')} units, units.json {table.n_units}"
+        elif table.model_sha256 != run.get("model_sha256"):
+            problem = "units.json and run.json name different models (sha256)"
+        elif "evaluations" in run and run["evaluations"] != result.evaluations:
+            problem = f"run.json counts {run['evaluations']} evaluations, result.npz {result.evaluations}"
+        elif [r.get("unit") for r in rows] != [ids[i] for i in np.argsort(-scores, kind="stable")]:
+            problem = "shapley.csv ranks the units differently from result.npz"
+        else:
+            try:
+                values = np.array([float(r["value"]) for r in rows])
+            except (KeyError, TypeError, ValueError):
+                values = None
+            ranked = scores[np.argsort(-scores, kind="stable")]
+            if values is None or not np.array_equal(values, ranked, equal_nan=True):
+                problem = "shapley.csv's values differ from result.npz's"
+        if problem:
+            raise RunFolderError(
+                f"{self.path} does not hold one run ({problem}): its files come from different runs; "
+                "refusing to use it"
+            )
+
     def read_csv(self) -> list[dict[str, str]]:
         with open(self.csv, newline="") as fh:
             return list(csv.DictReader(fh))

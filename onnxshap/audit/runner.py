@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from onnxshap.audit.curves import area, random_curve, removal_curve, removal_steps
-from onnxshap.audit.runfolder import RunFolder
+from onnxshap.audit.runfolder import RunFolder, RunFolderError
 from onnxshap.errors import DataError
 
 DEFAULT_EVALS_PER_UNIT = 100
@@ -130,14 +130,32 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
     return game, check, valuation, held_out
 
 
-def config_from_run(run: dict[str, Any]) -> AuditConfig:
-    """The AuditConfig a finished run was made with (from run.json's "config")."""
+UNMEASURED = "unmeasured"  # config_from_run(metric=UNMEASURED): the caller builds no game from it
+
+
+def is_custom(metric: str) -> bool:
+    """Whether a metric name runs the user's code (`custom:module:function`, `custom:file.py:function`)."""
+    return str(metric).strip().startswith("custom:")
+
+
+def config_from_run(run: dict[str, Any], metric: str | None = None) -> AuditConfig:
+    """The AuditConfig a finished run was made with (from run.json's "config"), with `metric` instead of
+    the run's when given. Reading a run folder never runs code: a `custom:` metric found there is refused
+    unless `metric` replaces it (the caller's own choice, e.g. from the command line)."""
     saved = dict(run.get("config", {}))
     for key in ("model", "data", "out", "spec", "adversarial_data"):
         if saved.get(key) is not None:
             saved[key] = Path(saved[key])
     known = set(AuditConfig.__dataclass_fields__)
-    return AuditConfig(**{k: v for k, v in saved.items() if k in known})
+    cfg = AuditConfig(**{k: v for k, v in saved.items() if k in known})
+    if metric is not None:
+        cfg.metric = metric
+    elif is_custom(cfg.metric) or is_custom(run.get("metric", "")):
+        raise RunFolderError(
+            f"the run's metric {cfg.metric!r} is code named by the run folder, which onnxshap never runs; "
+            "pass the metric yourself (e.g. prune --metric custom:...)"
+        )
+    return cfg
 
 
 def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None, provider: str | None = None):

@@ -22,6 +22,7 @@ from tests.killing import REPO, kill_after_first_checkpoint
 
 MODELS = REPO / "models"
 CNN = MODELS / "digits_cnn_torch.onnx"
+pytestmark = pytest.mark.slow
 QUICK = [
     "--estimator",
     "permutation",
