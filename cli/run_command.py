@@ -53,7 +53,8 @@ def print_summary(folder) -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Run folder (default: runs/MODEL-METRIC-TIMESTAMP). A finished run is never overwritten.",
+    help="Run folder: missing or empty (default: a new runs/MODEL-METRIC-TIMESTAMP); with --resume, the "
+    "unfinished run to continue. A run folder is never overwritten and has one writer at a time.",
 )
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out from its checkpoint.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")

@@ -74,6 +74,8 @@ def test_a_second_writer_is_refused_and_kill_9_frees_the_folder(tmp_path):
         _one_line_error(second, "being written by another onnxshap process", f"pid {first.pid}")
         with pytest.raises(RunFolderBusy), RunFolder(out).locked():
             pass
+        report = CliRunner().invoke(cli, ["report", str(out), "--no-pictures"])  # report.html: a writer too
+        assert report.exit_code == 2 and "being written by another onnxshap process" in report.output
         assert json.loads((out / "run.json").read_text())["metric"] == "accuracy"
         assert first.poll() is None
         first.send_signal(signal.SIGKILL)
