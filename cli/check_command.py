@@ -66,10 +66,12 @@ def check(
     **opts,
 ) -> None:
     """Audit MODEL within a budget and apply the policies: exit 0 pass, 1 fail, 2 error."""
-    from onnxshap.audit import RunFolder, run_audit
+    from onnxshap.audit import run_audit
     from onnxshap.audit.policy import Policy, evaluate
-    from onnxshap.audit.runner import config_from_run, replay_games
+    from onnxshap.audit.runfolder import new_run_path
+    from onnxshap.audit.runner import replay_games
     from onnxshap.errors import DataError
+    from onnxshap.interrupts import sigterm_raises
 
     policy = Policy.load(policy_file) if policy_file else Policy()
     policy = policy.merged(
@@ -82,7 +84,7 @@ def check(
     )
     if not policy.active():
         raise DataError("no policy given: use --max-drop, --max-gap, --min-value, --min-overlap or --policy")
-    out = out or Path("runs") / f"check-{model.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = out or new_run_path(Path("runs") / f"check-{model.stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = config_from_options(model, out, False, **opts)
     apply_player_options(cfg, opts)
     cfg.progress = False
@@ -93,10 +95,11 @@ def check(
         check_players(cfg)
         table = instrument(model, units=cfg.units, exclude=cfg.exclude, placement=cfg.placement).units
         cfg.max_evals = CHECK_EVALS_PER_UNIT * players_for(cfg, table).n_players
-    folder = run_audit(cfg)
+    with sigterm_raises():
+        folder = run_audit(cfg)
     check_game = None
     if policy.max_drop is not None:
-        _, _, check_game = replay_games(config_from_run(RunFolder(out).read_run()), folder)
+        _, _, check_game = replay_games(cfg, folder)  # this command's own options, not the folder's
     outcomes = evaluate(policy, folder, check_game)
     for outcome in outcomes:
         click.echo(outcome.line())

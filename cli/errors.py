@@ -1,4 +1,5 @@
-"""Turn failures into one line on stderr and an exit code: 2 for bad input, 130 when interrupted."""
+"""Turn failures into one line on stderr and an exit code: 2 for bad input, 130 when interrupted (143 on
+SIGTERM)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,13 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except OnnxShapError as exc:
             fail(str(exc))
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
+        except KeyboardInterrupt as exc:
+            from onnxshap.interrupts import Terminated
+
+            fail(
+                "terminated" if isinstance(exc, Terminated) else "interrupted",
+                143 if isinstance(exc, Terminated) else 130,
+            )
         except (OSError, MemoryError) as exc:
             fail(f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a bug of ours: still one line, with a hint to get the traceback

@@ -28,6 +28,12 @@ from .errors import fail, friendly_errors
 @click.option("--max", "max_units", type=int, default=None, help="Remove at most N units.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--provider", default="cpu", show_default=True, help="auto | cpu | cuda (for the check).")
+@click.option(
+    "--metric",
+    default=None,
+    help="Metric that measures the repair on the held-out split (default: the run's). Required to measure "
+    "a custom: metric: it runs the named code, which prune never takes from a run folder.",
+)
 @friendly_errors
 def prune(
     model: Path,
@@ -38,6 +44,7 @@ def prune(
     max_units: int | None,
     output: Path,
     provider: str,
+    metric: str | None,
 ) -> None:
     """Write OUTPUT: MODEL with the chosen units removed for good (a plain ONNX model, no mask inputs)."""
     from onnxshap.audit.repair import prune as do_prune
@@ -49,7 +56,7 @@ def prune(
     chosen = select_units(folder, top=top, negative=negative, max_units=max_units, units=ids)
     if not chosen:
         fail("no unit has a confidence interval entirely below 0; nothing removed, nothing written", code=1)
-    repair = do_prune(model, run_dir, chosen, output, provider=provider)
+    repair = do_prune(model, run_dir, chosen, output, provider=provider, metric=metric)
     click.echo(
         f"removed {len(repair.removed)} units: {', '.join(repair.removed[:10])}"
         f"{' ...' if len(repair.removed) > 10 else ''}"
@@ -58,8 +65,14 @@ def prune(
         f"  folded into weights: {len(repair.folded)} layers; constant multiply: "
         f"{len(repair.constant_mul)} layers"
     )
-    click.echo(
-        f"{repair.metric} on the {repair.checked_on}: original {repair.original_value:.4f} -> "
-        f"repaired {repair.repaired_value:.4f} ({repair.repaired_value - repair.original_value:+.4f})"
-    )
+    if repair.original_value is None or repair.repaired_value is None:
+        click.echo(
+            f"not measured: the run's metric {repair.metric} is code named by the run folder, which prune "
+            "never runs; pass --metric to measure the repair"
+        )
+    else:
+        click.echo(
+            f"{repair.metric} on the {repair.checked_on}: original {repair.original_value:.4f} -> "
+            f"repaired {repair.repaired_value:.4f} ({repair.repaired_value - repair.original_value:+.4f})"
+        )
     click.echo(f"wrote {repair.output}")

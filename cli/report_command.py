@@ -24,6 +24,12 @@ def report(run_dir: Path, no_pictures: bool) -> None:
     top and most negative units, their spread over layers, Shapley modes for vector games and, for conv
     models, each top unit's activation maps.
     """
+    import contextlib
+
+    from onnxshap.audit.runfolder import RunFolder
     from onnxshap.report import build_report
 
-    click.echo(str(build_report(run_dir, pictures=not no_pictures)))
+    # report.html and figures/ have one writer at a time too (a missing folder: the report's own error)
+    lock = RunFolder(run_dir).locked() if run_dir.is_dir() else contextlib.nullcontext()
+    with lock:
+        click.echo(str(build_report(run_dir, pictures=not no_pictures)))

@@ -13,8 +13,11 @@ from .player_options import apply_player_options, player_options
 
 
 def default_out(model: Path, metric: str) -> Path:
+    """A new folder runs/MODEL-METRIC-TIMESTAMP (-2, -3, ... when that name is taken), created now."""
+    from onnxshap.audit.runfolder import new_run_path
+
     safe = metric.replace(":", "-").replace("/", "-")
-    return Path("runs") / f"{model.stem}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return new_run_path(Path("runs") / f"{model.stem}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def print_summary(folder) -> None:
@@ -54,7 +57,8 @@ def print_summary(folder) -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Run folder (default: runs/MODEL-METRIC-TIMESTAMP). A finished run is never overwritten.",
+    help="Run folder: missing or empty (default: a new runs/MODEL-METRIC-TIMESTAMP); with --resume, the "
+    "unfinished run to continue. A run folder is never overwritten and has one writer at a time.",
 )
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out from its checkpoint.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
@@ -63,7 +67,8 @@ def print_summary(folder) -> None:
 @friendly_errors
 def run(model: Path, out: Path | None, resume: bool, progress: bool | None, **opts) -> None:
     """Value every unit of MODEL by its Shapley value in the metric game and write a run folder."""
-    from onnxshap.audit import run_audit
+    from onnxshap.audit import RunFolder, run_audit
+    from onnxshap.interrupts import Terminated, sigterm_raises
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out (the run folder to continue)")
@@ -71,12 +76,14 @@ def run(model: Path, out: Path | None, resume: bool, progress: bool | None, **op
     apply_player_options(cfg, opts)
     cfg.progress = progress
     try:
-        folder = run_audit(cfg)
-    except KeyboardInterrupt:
-        click.echo(
-            f"onnxshap: interrupted; continue with: onnxshap run {model} --out {cfg.out} --resume "
-            "(and the same options)",
-            err=True,
-        )
-        raise SystemExit(130) from None
+        with sigterm_raises():
+            folder = run_audit(cfg)
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        if RunFolder(cfg.out).unfinished:
+            hint = f"continue with: onnxshap run {model} --out {cfg.out} --resume (and the same options)"
+        else:
+            hint = f"stopped before its first checkpoint, nothing to resume: run again with --out {cfg.out}"
+        click.echo(f"onnxshap: {what}; {hint}", err=True)
+        raise SystemExit(143 if isinstance(exc, Terminated) else 130) from None
     print_summary(folder)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxshap.audit.runfolder import RunFolder, RunFolderError
+from onnxshap.audit.runner import UNMEASURED, is_custom
 from onnxshap.errors import DataError, ModelError
 
 
@@ -21,8 +22,8 @@ class Repair:
     folded: list[str]
     constant_mul: list[str]
     metric: str
-    original_value: float
-    repaired_value: float
+    original_value: float | None  # None: not measured (a custom metric named only by the run folder)
+    repaired_value: float | None
     checked_on: str
 
 
@@ -39,6 +40,7 @@ def select_units(
     removed)."""
     if sum(x is not None and x is not False for x in (top, negative or None, units)) != 1:
         raise DataError("choose exactly one of --top K, --negative, --units ID,...")
+    folder.check_consistent()
     result = folder.load_result()
     table = folder.load_units()
     players = folder.load_players(table)
@@ -82,44 +84,67 @@ def prune(
     removed: list[int],
     output: str | os.PathLike,
     provider: str = "cpu",
+    metric: str | None = None,
 ) -> Repair:
-    """Write `output`: the model with `removed` units baked out; report the metric before/after (held out)."""
+    """Write `output`: the model with `removed` units baked out; report the metric before/after (held out).
+
+    `metric` measures the repair (default: the run's). A `custom:` metric runs the named code, so it is
+    never taken from the run folder: without `metric`, such a run's repair is written but not measured.
+    """
     from onnxshap.audit.runner import config_from_run, replay_games
-    from onnxshap.graph import save_model, sha256_of
+    from onnxshap.graph import load_model, save_model, sha256_of
     from onnxshap.graph.bake import bake_removed
 
     folder = RunFolder(run_dir)
     run = folder.read_run()
     if run.get("status") != "finished":
         raise RunFolderError(f"{folder.path} holds no finished run")
+    folder.check_consistent()
     model = Path(model)
     if not model.is_file():
         raise ModelError(f"model file not found: {model}")
-    if sha256_of(model) != run.get("model_sha256"):
+    loaded = load_model(model)
+    if sha256_of(model) != run.get("model_sha256") or _external_sha256(loaded) != run.get(
+        "model_data_sha256"
+    ):
         raise ModelError(f"{model.name} is not the model audited in {folder.path} (sha256 differs)")
     out = Path(output)
     if out.resolve() == model.resolve():
         raise ModelError("refusing to overwrite the input model; choose another -o")
     if not removed:
         raise DataError("no units selected to remove")
-    cfg = config_from_run(run)
-    inst, _, check = replay_games(cfg, folder, model=model, provider=provider)
-    keep = np.ones(inst.n_units, bool)
+    measure = metric is not None or not is_custom(run.get("metric", ""))
+    cfg = config_from_run(run, metric=metric if measure else UNMEASURED)
+    table = folder.load_units()
+    keep = np.ones(table.n_units, bool)
     keep[removed] = False
     means = folder.load_means() if cfg.removal == "mean" else None
-    baked, summary = bake_removed(inst.source, inst.units, keep, means=means)
-    save_model(baked, out, source=inst.source)
-    original = float(np.mean(check(np.ones((1, inst.n_units), bool))[0]))
-    repaired = _plain_metric(out, check, provider)
-    ids = inst.units.unit_ids()
+    baked, summary = bake_removed(
+        loaded, table, keep, means=means
+    )  # refuses a model whose units are not the table's
+    check = replay_games(cfg, folder, model=model, provider=provider)[2] if measure else None
+    save_model(baked, out, source=loaded)
+    original = repaired = None
+    if check is not None:
+        original = float(np.mean(check(np.ones((1, table.n_units), bool))[0]))
+        repaired = _plain_metric(out, check, provider)
+    ids = table.unit_ids()
     where = "held-out split" if run.get("held_out_items") else "valuation data"
     return Repair(
         [ids[i] for i in removed],
         out,
         summary["folded"],
         summary["constant_mul"],
-        cfg.metric,
+        cfg.metric if measure else run.get("metric", ""),
         original,
         repaired,
         where,
     )
+
+
+def _external_sha256(loaded) -> dict[str, str] | None:
+    from onnxshap.fileio import sha256_of
+
+    if not loaded.has_external_data:
+        return None
+    return {f: sha256_of(loaded.base_dir / f) for f in loaded.external_files}

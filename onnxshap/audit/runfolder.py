@@ -8,14 +8,24 @@ modes.npy     [n_units, *shape] per-unit Shapley modes (vector games only; + mod
 run.json      model, model_sha256, metric, v_all, v_empty, estimator, parameters, seed, provider,
               evaluations, wall_seconds, onnxshap_version, top_k (unit ids), curves (AUC per ranking)
 result.npz/.json  the full ShapleyResult;   units.json  the unit table;   checkpoint/  for --resume
+.onnxshap.lock    the writer lock (see RunFolder.locked)
+
+One writer at a time: whatever writes into a run folder (run, resume, check's audit, report) holds an
+exclusive flock on .onnxshap.lock; the kernel releases it when the process ends, however it ends
+(kill -9 included), so a folder is never left locked. Readers (prune, check --baseline-run) take no
+lock: a finished run's results are never written again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
+import itertools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +39,32 @@ from onnxshap.results import ShapleyResult, to_jsonable
 
 CSV_COLUMNS = ("unit", "layer", "channel", "value", "ci_low", "ci_high", "samples")
 GROUP_COLUMNS = (*CSV_COLUMNS, "members")  # shapley.csv of grouped players
+LOCK_NAME = ".onnxshap.lock"
+# What a run leaves before its first checkpoint: nothing to keep (the attack cache is content-keyed).
+EARLY_ENTRIES = frozenset({LOCK_NAME, "run.json", "adversarial"})
 
 
 class RunFolderError(OnnxShapError):
     """The run folder is missing, incomplete, or would be overwritten."""
+
+
+class RunFolderBusy(RunFolderError):
+    """Another process is writing the run folder."""
+
+
+def new_run_path(base: str | os.PathLike) -> Path:
+    """Create and return a fresh folder: `base`, else `base-2`, `base-3`, ... (os.mkdir is atomic, so two
+    processes asking for the same name at the same moment get different folders)."""
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")
 
 
 class RunFolder:
@@ -59,15 +91,81 @@ class RunFolder:
     def unfinished(self) -> bool:
         return (self.checkpoint_dir / "checkpoint.npz").is_file() and not self.finished
 
+    lock_file = property(lambda self: self.path / LOCK_NAME)
+
+    @contextlib.contextmanager
+    def locked(self, create: bool = False) -> Iterator[RunFolder]:
+        """Hold the folder's writer lock (exclusive, non-blocking); RunFolderBusy when another process
+        holds it. `create`: make the folder first (for a new run)."""
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_dir():
+            raise RunFolderError(f"{self.path} is not a run folder (no such folder)")
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                who = f" (pid {holder})" if holder.isdigit() else ""
+                raise RunFolderBusy(
+                    f"{self.path} is being written by another onnxshap process{who}; "
+                    "wait for it to end or choose another folder"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield self
+        finally:
+            os.close(fd)  # releases the lock; the file stays (unlinking it would race with a new writer)
+
     def prepare(self, resume: bool) -> None:
-        """Create the folder; refuse to overwrite a finished run or to restart an unfinished one silently."""
+        """Check, with the lock held, that the folder may take this run: a resume needs a checkpoint; a new
+        run needs an empty folder (or one left by a run stopped before its first checkpoint). A finished
+        run, an unfinished one without --resume, and anything else are refused: nothing is overwritten."""
         if self.finished:
             raise RunFolderError(f"{self.path} holds a finished run; choose another --out or delete it")
-        if self.unfinished and not resume:
-            raise RunFolderError(f"{self.path} holds an unfinished run; pass --resume to continue it")
-        if resume and not self.unfinished:
-            raise RunFolderError(f"nothing to resume in {self.path} (no checkpoint)")
+        if resume:
+            if not self.unfinished:
+                raise RunFolderError(f"nothing to resume in {self.path} (no checkpoint)")
+            return
+        if self.unfinished:
+            raise RunFolderError(
+                f"{self.path} holds an unfinished run{self._status()}; pass --resume to continue it"
+            )
+        entries = sorted(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
+        early = set(entries) <= EARLY_ENTRIES and self._written_by_onnxshap()
+        if not early and set(entries) - {LOCK_NAME}:
+            found = [e for e in entries if e != LOCK_NAME]
+            shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+            raise RunFolderError(
+                f"{self.path} is not empty ({shown}) and holds no "
+                "onnxshap run to continue; choose another --out (a run folder is never overwritten)"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
+
+    def _written_by_onnxshap(self) -> bool:
+        if not self.run_json.is_file():
+            return True
+        with contextlib.suppress(RunFolderError):
+            run = self.read_run()
+            return isinstance(run, dict) and "onnxshap_version" in run and run.get("status") != "finished"
+        return False
+
+    def _status(self) -> str:
+        with contextlib.suppress(RunFolderError, AttributeError):
+            run = self.read_run()
+            error = f": {run['error']}" if run.get("error") else ""
+            return f" (status {run.get('status')}{error})"
+        return ""
+
+    def mark(self, status: str, error: str | None = None) -> None:
+        """Record in run.json how the run stopped ("interrupted", "failed" with the error)."""
+        run = self.read_run() if self.run_json.is_file() else {}
+        run["status"] = status
+        run.pop("error", None)
+        if error:
+            run["error"] = error
+        self.write_json(self.run_json, run)
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         text = json.dumps(to_jsonable(data), indent=2).encode()
@@ -145,6 +243,44 @@ class RunFolder:
         if not self.means_npy.is_file():
             raise RunFolderError(f"{self.path} has no means.npy (needed to replay --removal mean)")
         return np.load(self.means_npy, allow_pickle=False)
+
+    def check_consistent(self) -> None:
+        """Refuse (one line) a folder whose run.json, result.npz/.json, shapley.csv and units.json do not
+        describe one run: unit count, unit ids, values and ranking, model sha256, evaluations."""
+        run = self.read_run()
+        result, table = self.load_result(), self.load_units()
+        try:
+            rows = self.read_csv()
+        except (OSError, csv.Error) as exc:
+            raise RunFolderError(f"cannot read {self.csv}: {exc}") from None
+        players = self.load_players(table)
+        scores, ids = result.scores, list(players.names)
+        problem = None
+        if len(scores) != players.n_players:
+            problem = f"result.npz has {len(scores)} players, units.json / players.json {players.n_players}"
+        elif len(rows) != players.n_players:
+            problem = f"shapley.csv has {len(rows)} players, units.json / players.json {players.n_players}"
+        elif run.get("n_units", table.n_units) != table.n_units:
+            problem = f"run.json has {run.get('n_units')} units, units.json {table.n_units}"
+        elif table.model_sha256 != run.get("model_sha256"):
+            problem = "units.json and run.json name different models (sha256)"
+        elif "evaluations" in run and run["evaluations"] != result.evaluations:
+            problem = f"run.json counts {run['evaluations']} evaluations, result.npz {result.evaluations}"
+        elif [r.get("unit") for r in rows] != [ids[i] for i in np.argsort(-scores, kind="stable")]:
+            problem = "shapley.csv ranks the units differently from result.npz"
+        else:
+            try:
+                values = np.array([float(r["value"]) for r in rows])
+            except (KeyError, TypeError, ValueError):
+                values = None
+            ranked = scores[np.argsort(-scores, kind="stable")]
+            if values is None or not np.array_equal(values, ranked, equal_nan=True):
+                problem = "shapley.csv's values differ from result.npz's"
+        if problem:
+            raise RunFolderError(
+                f"{self.path} does not hold one run ({problem}): its files come from different runs; "
+                "refusing to use it"
+            )
 
     def read_csv(self) -> list[dict[str, str]]:
         with open(self.csv, newline="") as fh:

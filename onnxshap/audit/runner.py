@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from onnxshap.audit.curves import area, random_curve, removal_curve, removal_steps
-from onnxshap.audit.runfolder import RunFolder
+from onnxshap.audit.runfolder import RunFolder, RunFolderError
 from onnxshap.errors import DataError
 
 DEFAULT_EVALS_PER_UNIT = 100
@@ -209,14 +210,32 @@ def _recorded_means(inst) -> np.ndarray:
     return out
 
 
-def config_from_run(run: dict[str, Any]) -> AuditConfig:
-    """The AuditConfig a finished run was made with (from run.json's "config")."""
+UNMEASURED = "unmeasured"  # config_from_run(metric=UNMEASURED): the caller builds no game from it
+
+
+def is_custom(metric: str) -> bool:
+    """Whether a metric name runs the user's code (`custom:module:function`, `custom:file.py:function`)."""
+    return str(metric).strip().startswith("custom:")
+
+
+def config_from_run(run: dict[str, Any], metric: str | None = None) -> AuditConfig:
+    """The AuditConfig a finished run was made with (from run.json's "config"), with `metric` instead of
+    the run's when given. Reading a run folder never runs code: a `custom:` metric found there is refused
+    unless `metric` replaces it (the caller's own choice, e.g. from the command line)."""
     saved = dict(run.get("config", {}))
     for key in ("model", "data", "out", "spec", "adversarial_data", "lesion_run"):
         if saved.get(key) is not None:
             saved[key] = Path(saved[key])
     known = set(AuditConfig.__dataclass_fields__)
-    return AuditConfig(**{k: v for k, v in saved.items() if k in known})
+    cfg = AuditConfig(**{k: v for k, v in saved.items() if k in known})
+    if metric is not None:
+        cfg.metric = metric
+    elif is_custom(cfg.metric) or is_custom(run.get("metric", "")):
+        raise RunFolderError(
+            f"the run's metric {cfg.metric!r} is code named by the run folder, which onnxshap never runs; "
+            "pass the metric yourself (e.g. prune --metric custom:...)"
+        )
+    return cfg
 
 
 def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None, provider: str | None = None):
@@ -278,6 +297,12 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result, players) -> 
     }
 
 
+def _max_evals(cfg: AuditConfig, n_players: int) -> int | None:
+    if cfg.estimator == "tmab" and cfg.max_evals is None and cfg.max_seconds is None:
+        return DEFAULT_EVALS_PER_UNIT * n_players  # tmab alone has no natural end on near-ties
+    return cfg.max_evals
+
+
 def _check_backend(cfg: AuditConfig) -> None:
     """Refuse a bad backend before anything is written (unknown name, Ray missing, non-sampling method,
     nothing answering at --address)."""
@@ -300,15 +325,43 @@ def _check_backend(cfg: AuditConfig) -> None:
 
 
 def run_audit(cfg: AuditConfig) -> RunFolder:
-    """Run (or resume) an audit into cfg.out and return the run folder."""
-    from onnxshap import __version__
-    from onnxshap.estimators import estimate
-    from onnxshap.instrumented import instrument
+    """Run (or resume) an audit into cfg.out and return the run folder.
 
+    The folder's writer lock is held throughout (a second writer is refused, see RunFolder.locked). Once
+    run.json is written, a run that stops early records it there: status "interrupted" (KeyboardInterrupt,
+    SIGTERM) or "failed" with the error; its checkpoint, if any, can be resumed.
+    """
     _check_backend(cfg)
     check_players(cfg)
     folder = RunFolder(cfg.out)
-    folder.prepare(cfg.resume)
+    with folder.locked(create=True):
+        folder.prepare(cfg.resume)
+        _audit(cfg, folder)
+    return folder
+
+
+def game_identity(cfg: AuditConfig, inst, data, valuation) -> dict[str, Any]:
+    """What the game is made of, beyond what the estimator sees: must match for a checkpoint to resume.
+    The model's sha256 (and its external data files'), the data's and the valuation items' fingerprints."""
+    from onnxshap.fileio import sha256_of
+
+    source = inst.source
+    identity: dict[str, Any] = {
+        "model_sha256": inst.units.model_sha256,
+        "data_fingerprint": data.fingerprint(),
+        "valuation_fingerprint": valuation.fingerprint(),
+        "metric": cfg.metric,
+        "output": cfg.output,
+    }
+    if source.has_external_data:
+        identity["model_data_sha256"] = {f: sha256_of(source.base_dir / f) for f in source.external_files}
+    return identity
+
+
+def _audit(cfg: AuditConfig, folder: RunFolder) -> None:
+    from onnxshap import __version__
+    from onnxshap.instrumented import instrument
+
     started = time.time()
     inst = instrument(
         cfg.model,
@@ -322,6 +375,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     data, data_path = _load(cfg, inst)
     means = folder.load_means() if cfg.resume and cfg.removal == "mean" else None
     unit_game, unit_check, valuation, held_out, inst = _games(cfg, inst, data, folder, means)
+    identity = game_identity(cfg, inst, data, valuation)
     if cfg.removal == "mean" and means is None:
         folder.write_means(_recorded_means(inst))
     game, check = players.wrap(unit_game), players.wrap(unit_check)
@@ -330,10 +384,6 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         raise DataError(
             f"only {n_players} player: nothing to rank (use --estimator exact or other --players)"
         )
-    top_k = min(cfg.top_k, n_players - 1) if cfg.top_k else None
-    max_evals = cfg.max_evals
-    if cfg.estimator == "tmab" and max_evals is None and cfg.max_seconds is None:
-        max_evals = DEFAULT_EVALS_PER_UNIT * n_players  # tmab alone has no natural end on near-ties
     run_info = {
         "status": "running",
         "model": str(cfg.model),
@@ -343,7 +393,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         "metric_description": unit_game.metric.describe(),
         "data": str(data_path),
         "data_absolute": str(Path(data_path).resolve()),
-        "data_fingerprint": data.fingerprint(),
+        "data_fingerprint": identity["data_fingerprint"],
         "valuation_items": valuation.__len__(),
         "held_out_items": 0 if held_out is None else len(held_out),
         "estimator": cfg.estimator,
@@ -360,7 +410,30 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         "onnxshap_version": __version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
+    if "model_data_sha256" in identity:
+        run_info["model_data_sha256"] = identity["model_data_sha256"]
     folder.write_json(folder.run_json, run_info)
+    try:
+        _estimate_and_record(
+            cfg, folder, inst, players, unit_game, game, check, valuation, run_info, identity, started
+        )
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            folder.mark("interrupted")
+        raise
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            folder.mark("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise
+
+
+def _estimate_and_record(
+    cfg, folder, inst, players, unit_game, game, check, valuation, run_info, identity, started
+) -> None:
+    from onnxshap.estimators import estimate
+
+    top_k = min(cfg.top_k, players.n_players - 1) if cfg.top_k else None
+    max_evals = _max_evals(cfg, players.n_players)
     result = estimate(
         game,
         method=cfg.estimator,
@@ -375,6 +448,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         backend=cfg.backend,
         address=cfg.address,
         workers=cfg.workers,
+        fingerprint_extra=identity,
         **_estimator_params(cfg),
     )
     folder.write_results(result, inst.units, players)
@@ -406,4 +480,3 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         }
     )
     folder.write_json(folder.run_json, run_info)
-    return folder

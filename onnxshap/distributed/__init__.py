@@ -55,12 +55,25 @@ def check_reachable(address: str | None) -> None:
         ) from None
 
 
+MIN_RAY = (2, 52)  # token authentication (RAY_AUTH_MODE=token) arrived in Ray 2.52
+
+
 def require_ray() -> None:
-    """Import Ray, or raise a one-line :class:`RuntimeSetupError` saying how to install it."""
+    """Import Ray (>= 2.52, which has token authentication), or raise a one-line
+    :class:`RuntimeSetupError` saying how to install it."""
     try:
-        import ray  # noqa: F401
+        import ray
     except ImportError:
         raise RuntimeSetupError(RAY_MISSING) from None
+    try:
+        version = tuple(int(part) for part in ray.__version__.split(".")[:2])
+    except ValueError:  # a development build: trust it
+        return
+    if version < MIN_RAY:
+        raise RuntimeSetupError(
+            f'backend "ray" needs Ray >= 2.52 (token authentication), found {ray.__version__}: '
+            'pip install -U "onnxshap[ray]"'
+        )
 
 
 def make_executor(

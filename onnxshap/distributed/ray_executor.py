@@ -122,6 +122,21 @@ def _worker_runtime_env() -> dict[str, Any] | None:
     return {"env_vars": {"PYTHONPATH": path}}
 
 
+@contextlib.contextmanager
+def _loopback_only():
+    """While a new local instance starts: every Ray process (GCS, raylet, agents, workers, this driver)
+    binds 127.0.0.1 only. Ray turns a node address of 127.0.0.1 into the machine's reachable address
+    unless its single-machine mode is on (what it does on macOS and Windows), so switch that on."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
 class RayExecutor:
     """Walks each round's chunks on a pool of Ray actors (see the module docstring for the design).
 
@@ -177,7 +192,11 @@ class RayExecutor:
             return
         kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
         try:
-            ray.init(address=self.address, **kwargs)
+            if self.address is None:
+                with _loopback_only():
+                    ray.init(_node_ip_address="127.0.0.1", **kwargs)
+            else:
+                ray.init(address=self.address, **kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = self.address or "a new local instance"
             raise RuntimeSetupError(f"cannot start or join Ray at {where}: {exc}".splitlines()[0]) from None

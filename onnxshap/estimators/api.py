@@ -48,6 +48,7 @@ def estimate(
     backend: str | RoundExecutor = "local",
     address: str | None = None,
     workers: int | None = None,
+    fingerprint_extra: dict[str, Any] | None = None,
     **params: Any,
 ) -> ShapleyResult:
     """Estimate the Shapley value of every player of ``game``.
@@ -62,7 +63,9 @@ def estimate(
     budget walk 100 permutations. With ``checkpoint_dir`` the state is written atomically every
     ``checkpoint_every_evals`` evaluations or ``checkpoint_every_seconds`` seconds and at the end;
     ``resume=True`` continues from it (bit-for-bit the result of an uninterrupted run with the same
-    seed and budget). ``progress``: tqdm bar on stderr (None: only on a terminal). Deterministic for a
+    seed and budget); ``fingerprint_extra`` adds the caller's own entries to what must match (e.g. the
+    model's and the data's sha256), and an interrupt (Ctrl-C, SIGTERM) checkpoints the last complete step
+    before it propagates. ``progress``: tqdm bar on stderr (None: only on a terminal). Deterministic for a
     fixed seed.
 
     ``backend``: "local" (this process, the default) or "ray" (extra ``ray``: rounds of permutations
@@ -99,6 +102,7 @@ def estimate(
             checkpoint_every_seconds=checkpoint_every_seconds,
             resume=resume,
             progress=progress,
+            fingerprint_extra=fingerprint_extra,
         )
         if executor is not None:
             result.metadata.update(executor.describe())

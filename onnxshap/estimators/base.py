@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -20,6 +21,7 @@ from onnxshap.estimators.checkpoint import (
 )
 from onnxshap.estimators.errors import CheckpointError, ParameterError
 from onnxshap.games.base import Game
+from onnxshap.interrupts import raise_on_sigterm
 from onnxshap.results import ShapleyResult, scalar_summary
 
 
@@ -250,8 +252,14 @@ def run(
     checkpoint_every_seconds: float | None = 60.0,
     resume: bool = False,
     progress: bool | None = None,
+    fingerprint_extra: dict[str, Any] | None = None,
 ) -> ShapleyResult:
     """Drive ``est`` to its stopping rule or the budget, checkpointing and showing progress on the way.
+
+    ``fingerprint_extra``: entries the caller adds to the checkpoint's fingerprint (opaque here, e.g. the
+    sha256 of the model and of the data behind the game), so that resuming with anything else is refused.
+    Interrupted (KeyboardInterrupt, or SIGTERM, which raises :class:`onnxshap.interrupts.Terminated` while
+    this runs), the state as of the last complete step is checkpointed before the exception goes on.
 
     Budgets are checked between steps: a step in flight (one round of permutations) always finishes,
     and sampling estimators shrink their last round to the remaining ``max_evals`` (at the measured
@@ -287,6 +295,10 @@ def run(
     # v(all) and v(empty): a first measure of the cost per evaluation
     start_seconds = time.perf_counter() - t0
     fingerprint = est.fingerprint()
+    clash = sorted(set(fingerprint) & set(fingerprint_extra or {}))
+    if clash:
+        raise ParameterError(f"fingerprint_extra must not redefine {', '.join(clash)}")
+    fingerprint.update(fingerprint_extra or {})
     if checkpoint_dir is not None:
         loaded = load_checkpoint(checkpoint_dir)
         if loaded is not None:
@@ -308,10 +320,19 @@ def run(
         state = {**est.scalars(), "elapsed": est.elapsed_before + time.perf_counter() - t0}
         save_checkpoint(checkpoint_dir, est.arrays(), fingerprint, state)
 
+    def snapshot() -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """The state between two steps, copied: what an interrupt in the middle of the next step saves."""
+        if checkpoint_dir is None:
+            return None
+        state = {**est.scalars(), "elapsed": est.elapsed_before + time.perf_counter() - t0}
+        return {k: np.array(v, copy=True) for k, v in est.arrays().items()}, copy.deepcopy(state)
+
     total = max_evals if max_evals is not None else est.planned_evaluations()
     bar = _progress_bar(progress, total, est.evaluations, f"onnxshap {est.name}")
     last_evals, last_time = est.evaluations, time.perf_counter()
     first_evals = est.evaluations
+    last_good = snapshot()
+    undo_sigterm = raise_on_sigterm()
     try:
         while True:
             reason = est.stop_reason()
@@ -328,6 +349,7 @@ def run(
                     max_seconds, t0, start_seconds, est.evaluations - first_evals, remaining
                 )
             est.step(remaining)
+            last_good = snapshot()
             bar.update(est.evaluations - before)
             post = est.postfix()
             if post:
@@ -344,7 +366,12 @@ def run(
             ):
                 save()
                 last_evals, last_time = est.evaluations, time.perf_counter()
+    except KeyboardInterrupt:
+        if last_good is not None:
+            save_checkpoint(checkpoint_dir, last_good[0], fingerprint, last_good[1])  # type: ignore[arg-type]
+        raise
     finally:
+        undo_sigterm()
         bar.close()
     if checkpoint_dir is not None:
         save()

@@ -2,7 +2,8 @@
 
 A checkpoint is one ``checkpoint.npz`` in the run folder: the estimator's arrays (running moments,
 counts, active set, ...) plus a JSON document (``__meta__``) with the run's fingerprint (method, seed,
-parameters, game size, v(all), v(empty)) and scalar state (next permutation index, evaluations, ...).
+parameters, game size, v(all), v(empty), and the caller's own entries: the audit runner adds the model's and
+the data's sha256) and scalar state (next permutation index, evaluations, ...).
 No RNG state is stored: every permutation's randomness derives from (seed, permutation index).
 It is written to a temporary file in the same folder, fsynced, then moved into place with
 ``os.replace``, so a crash (even ``kill -9``) leaves either the previous or the new checkpoint.

@@ -33,6 +33,7 @@ def _zero_rows(tensor: gs.Constant, rows: np.ndarray) -> None:
     values = np.array(tensor.values, copy=True)
     values[rows] = 0
     tensor.values = values
+    tensor.data_location = None  # the new values are stored in the model, not in its external data
 
 
 def _chain_nodes(mul: gs.Node, length: int) -> list[gs.Node] | None:

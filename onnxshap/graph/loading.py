@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import ModelProto, TensorProto
+import onnx_graphsurgeon as gs
+from onnx import ModelProto, TensorProto, numpy_helper
+from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxshap.errors import ModelError
 
 MIN_OPSET = 7
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @dataclass
@@ -116,26 +123,171 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     return LoadedModel(proto=proto, path=p, external_files=files)
 
 
+def bind_external_data(graph: gs.Graph, base_dir: str | os.PathLike) -> None:
+    """Make the graph's lazily loaded constants read their external data relative to `base_dir` (the
+    model's folder), not the working directory (onnx-graphsurgeon's default)."""
+    for tensor in _graph_constants(graph):
+        lazy = tensor._values
+        if type(lazy) is LazyValues and lazy.tensor.data_location == TensorProto.EXTERNAL:
+            tensor._values = _ExternalValues(lazy, base_dir)
+
+
+def _graph_constants(graph: gs.Graph):
+    yield from (t for t in graph.tensors().values() if isinstance(t, gs.Constant))
+    for node in graph.nodes:
+        for attr in node.attrs.values():
+            for value in attr if isinstance(attr, list) else [attr]:
+                if isinstance(value, gs.Graph):
+                    yield from _graph_constants(value)
+                elif isinstance(value, gs.Constant):
+                    yield value
+
+
+class _ExternalValues(LazyValues):
+    """LazyValues whose external data is read from the model's folder."""
+
+    def __init__(self, lazy: LazyValues, base_dir: str | os.PathLike):
+        vars(self).update(vars(lazy))
+        self.base_dir = str(base_dir)
+
+    def load(self) -> np.ndarray:
+        try:
+            return np.array(numpy_helper.to_array(self.tensor, base_dir=self.base_dir))
+        except Exception as exc:
+            raise ModelError(
+                f"cannot read the external data of tensor {self.tensor.name!r}: {exc}".splitlines()[0]
+            ) from None
+
+
 def save_model(model: ModelProto, path: str | os.PathLike, source: LoadedModel | None = None) -> Path:
-    """Save a model; external data of `source` stays external (linked or copied next to the output)."""
+    """Save a model atomically; the external data of `source` stays external and is never modified.
+
+    In the source's own folder the output refers to the source's data files; elsewhere each data file is
+    copied next to the output under a name of its own (`OUTPUT.data`, `OUTPUT.2.data`, ...: a file of
+    that name is replaced only when the output being replaced refers to it, otherwise the next free name is
+    taken). Everything is written under temporary names and checked (every external tensor has a location
+    inside the output's folder, within its file) before it is renamed into place, so a failed save leaves
+    nothing behind.
+    """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if source is not None and source.has_external_data:
-        src_root = source.base_dir.resolve()
-        dst_root = out.parent.resolve()
-        if src_root != dst_root:
-            for rel in source.external_files:
-                dst = dst_root / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                if dst.exists():
-                    dst.unlink()
-                try:
-                    os.link(src_root / rel, dst)
-                except OSError:
-                    shutil.copyfile(src_root / rel, dst)
-    tmp = out.with_name(out.name + ".tmp")
-    # The proto holds no external bytes (never loaded), so serialising it stays well under 2 GB.
-    with open(tmp, "wb") as fh:
-        fh.write(model.SerializeToString())
-    os.replace(tmp, out)
+    proto = ModelProto()
+    proto.CopyFrom(model)  # locations are rewritten below; the caller's proto is left as it was
+    staged: list[tuple[Path, Path]] = []  # (temporary, final) data files
+    try:
+        elsewhere = source is not None and source.base_dir.resolve() != out.parent.resolve()
+        if source is not None and source.has_external_data and elsewhere:
+            names = _data_names(out, len(source.external_files))
+            renamed = dict(zip(source.external_files, names, strict=True))
+            for rel, name in renamed.items():
+                staged.append((_temp_copy(source.base_dir / rel, out.parent, name), out.parent / name))
+            _relocate(proto, renamed)
+        # The proto holds no external bytes (never loaded), so serialising it stays well under 2 GB.
+        tmp_model = _temp_file(out.parent, out.name, lambda fh: fh.write(proto.SerializeToString()))
+        staged.append((tmp_model, out))
+        _check_saved(tmp_model, out.parent, {final.name: tmp for tmp, final in staged[:-1]})
+        for tmp, final in staged:
+            os.replace(tmp, final)
+        staged.clear()
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     return out
+
+
+def _data_names(out: Path, count: int) -> list[str]:
+    """Names for the output's data files: free ones, or ones the output being replaced refers to."""
+    owned: set[str] = set()
+    if out.is_file():
+        with contextlib.suppress(Exception):
+            old = onnx.load(str(out), load_external_data=False)
+            owned = {loc for t in iter_all_tensors(old.graph) if (loc := _external_location(t))}
+    names: list[str] = []
+    index = 1
+    while len(names) < count:
+        name = f"{out.name}.data" if index == 1 else f"{out.name}.{index}.data"
+        if name in owned or not (out.parent / name).exists():
+            names.append(name)
+        index += 1
+    return names
+
+
+def _temp_file(folder: Path, name: str, write) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the model from the user's group
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _temp_copy(src: Path, folder: Path, name: str) -> Path:
+    """A copy of `src` in `folder` under a temporary name (holes of a sparse file stay holes)."""
+    return _temp_file(folder, name, lambda fh: _copy_sparse(src, fh))
+
+
+def _copy_sparse(src: Path, dst) -> None:
+    size = src.stat().st_size
+    with open(src, "rb") as fin:
+        if not hasattr(os, "SEEK_DATA"):
+            shutil.copyfileobj(fin, dst, 1 << 24)
+            return
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fin.fileno(), pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole remains
+                break
+            end = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
+            fin.seek(start)
+            dst.seek(start)
+            while start < end:
+                chunk = fin.read(min(1 << 24, end - start))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                start += len(chunk)
+            pos = end
+        dst.truncate(size)
+
+
+def _relocate(model: ModelProto, renamed: dict[str, str]) -> None:
+    for tensor in iter_all_tensors(model.graph):
+        for entry in tensor.external_data:
+            if entry.key == "location" and entry.value in renamed:
+                entry.value = renamed[entry.value]
+
+
+def _check_saved(path: Path, folder: Path, staged: dict[str, Path]) -> None:
+    """Refuse to put in place a model that onnx or ONNX Runtime could not load (checked before renaming)."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ModelError(
+            f"the model written for {folder} does not read back ({type(exc).__name__})"
+        ) from None
+    root = folder.resolve()
+    for tensor in iter_all_tensors(model.graph):
+        location = _external_location(tensor)
+        if location is None:
+            continue
+        entries = {e.key: e.value for e in tensor.external_data}
+        target = (root / location).resolve() if location else root
+        if not location or Path(location).is_absolute() or not target.is_relative_to(root):
+            raise ModelError(
+                f"refusing to write a model whose tensor {tensor.name!r} has no valid data location"
+            )
+        data = staged.get(location, target)
+        if not data.is_file():
+            raise ModelError(
+                f"refusing to write a model whose tensor {tensor.name!r} has no data ({location})"
+            )
+        end = int(entries.get("offset", 0)) + int(entries.get("length", 0))
+        if end > data.stat().st_size:
+            raise ModelError(f"refusing to write a model whose tensor {tensor.name!r} lies beyond {location}")

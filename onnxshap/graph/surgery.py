@@ -11,7 +11,7 @@ import onnx_graphsurgeon as gs
 
 from onnxshap.errors import ModelError
 from onnxshap.graph.discovery import find_candidates
-from onnxshap.graph.loading import LoadedModel
+from onnxshap.graph.loading import LoadedModel, bind_external_data
 from onnxshap.graph.placement import place_mask
 from onnxshap.graph.units import PLACEMENTS, UNIT_KINDS, SkippedLayer, UnitLayer, UnitTable
 
@@ -161,6 +161,7 @@ def build_masked_graph(
         raise ModelError(
             f"cannot read the model's graph ({type(exc).__name__}: {exc})".splitlines()[0]
         ) from None
+    bind_external_data(graph, loaded.base_dir)  # weights read later come from the model's folder
 
     layers: list[UnitLayer] = []
     skipped: list[SkippedLayer] = []

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from onnxshap import instrument
+from onnxshap.estimators.checkpoint import load_checkpoint
 from onnxshap_cli.main import cli
+from tests.killing import kill_after_first_checkpoint
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 CNN = MODELS / "digits_cnn_torch.onnx"
@@ -179,46 +181,83 @@ def _run_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "onnxshap_cli.main", "run", str(CNN), *args]
 
 
-def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
+# About 10 rounds of 16 truncated walks: an interruption lands well before the end on any machine.
+RESUMABLE = ["--estimator", "truncated", "--max-evals", "8000", "--images", "32"]
+RESUMABLE += ["--no-baselines", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    reference = tmp_path_factory.mktemp("ref") / "reference"
+    done = subprocess.run(
+        _run_cmd("--out", str(reference), *RESUMABLE, "--no-progress"), capture_output=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    return reference
+
+
+def _resume_equals(folder: Path, reference: Path) -> None:
+    resumed = subprocess.run(
+        _run_cmd("--out", str(folder), "--resume", *RESUMABLE, "--no-progress"),
+        capture_output=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (folder / "shapley.csv").read_text() == (reference / "shapley.csv").read_text()
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path, monkeypatch, uninterrupted):
     """A real process killed with SIGKILL mid-run resumes to exactly the uninterrupted result."""
-    common = [
-        "--estimator",
-        "truncated",
-        "--max-evals",
-        "3000",
-        "--no-baselines",
-        "--no-progress",
-        "--seed",
-        "3",
-    ]
-    reference = tmp_path / "reference"
-    assert (
-        subprocess.run(
-            _run_cmd("--out", str(reference), *common), capture_output=True, timeout=600
-        ).returncode
-        == 0
-    )
     killed = tmp_path / "killed"
-    env = {**os.environ, "ONNXSHAP_CHECKPOINT_SECONDS": "1"}
-    proc = subprocess.Popen(
-        _run_cmd("--out", str(killed), *common), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 300
-    while not (killed / "checkpoint" / "checkpoint.npz").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    monkeypatch.setenv("ONNXSHAP_CHECKPOINT_SECONDS", "0.001")  # a checkpoint after every round
+    args = ["-m", "onnxshap_cli.main", "run", str(CNN), "--out", str(killed), *RESUMABLE, "--no-progress"]
+    kill_after_first_checkpoint(args, killed / "checkpoint", settle=0.05)  # asserts it died of the kill
+    assert load_checkpoint(killed / "checkpoint")[2]["evaluations"] < 8000  # killed mid-run
     assert not (killed / "shapley.csv").exists()
     again = subprocess.run(
-        _run_cmd("--out", str(killed), *common), capture_output=True, text=True, timeout=600
+        _run_cmd("--out", str(killed), *RESUMABLE, "--no-progress"),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert again.returncode == 2 and "--resume" in again.stderr
-    resumed = subprocess.run(
-        _run_cmd("--out", str(killed), "--resume", *common), capture_output=True, timeout=600
+    _resume_equals(killed, uninterrupted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_checkpoints_then_resume_equals_uninterrupted(tmp_path, sig, uninterrupted):
+    """Ctrl-C or SIGTERM long before the periodic checkpoint (30 s): one is written, and resuming from it
+    gives the uninterrupted result; the promise to resume is printed only then."""
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        _run_cmd("--out", str(out), *RESUMABLE, "--progress"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    assert resumed.returncode == 0
-    assert (killed / "shapley.csv").read_text() == (reference / "shapley.csv").read_text()
+    err = bytearray()
+
+    def read() -> None:
+        for chunk in iter(lambda: proc.stderr.read1(4096), b""):
+            err.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 300
+    while b"onnxshap truncated" not in err:  # the progress bar: the estimator has started
+        assert proc.poll() is None, err.decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    reader.join()
+    message = err.decode().rsplit("\r", 1)[-1]
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), message
+    assert "continue with: onnxshap run" in message and "--resume" in message
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert load_checkpoint(out / "checkpoint")[2]["evaluations"] < 8000
+    _resume_equals(out, uninterrupted)
 
 
 def test_bad_inputs_one_line_exit_2(tmp_path):

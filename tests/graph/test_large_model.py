@@ -59,7 +59,7 @@ def test_model_over_2gb(tmp_path):
     assert inst.n_units == 3
     out_path = inst.save(tmp_path / "out" / "masked.onnx")
     assert out_path.stat().st_size < 10_000
-    assert (tmp_path / "out" / "weights.bin").stat().st_size == data.stat().st_size
+    assert (tmp_path / "out" / "masked.onnx.data").stat().st_size == data.stat().st_size
     reopened = load_instrumented(out_path, optimize=False)
     x = np.ones((1, 2, 4, 4), np.float32)
     coalitions = np.array([[True, True, True], [True, False, True]])

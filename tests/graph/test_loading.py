@@ -49,15 +49,15 @@ def test_external_data_roundtrip(tmp_path):
     x = np.random.default_rng(1).random((2, 2, 6, 6), dtype=np.float32)
     ones = np.ones((1, inst.n_units), bool)
     assert np.array_equal(inst.evaluate(ones, x)["logits"][0], inst.run_original(x)["logits"])
-    # Saved elsewhere: the data stays external (linked or copied next to it), the model file stays small.
+    # Saved elsewhere: the data stays external (copied next to it under its own name), the model file stays small.
     out = inst.save(tmp_path / "out" / "masked.onnx")
-    assert (tmp_path / "out" / "model.data").is_file()
+    assert (tmp_path / "out" / "masked.onnx.data").is_file()
     saved = onnx.load(str(out), load_external_data=False)
     assert all(
         t.data_location == onnx.TensorProto.EXTERNAL and not t.raw_data for t in saved.graph.initializer
     )
     reloaded = load_instrumented(out, optimize=False)
-    assert reloaded.source.external_files == ["model.data"]
+    assert reloaded.source.external_files == ["masked.onnx.data"]
     assert np.array_equal(reloaded.evaluate(ones, x)["logits"][0], inst.run_original(x)["logits"])
 
 
