@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,24 +30,28 @@ from onnxshap.metrics.ctc import (
     paddle_charset,
 )
 
-CLASSES, STEPS = 6, 8  # class 0 is the blank
+CLASSES, STEPS, HIDDEN = 6, 8, 8  # class 0 is the blank
 
 
 def sequence_model(opset: int = 17, declared_shape: bool = True) -> onnx.ModelProto:
-    """x [N, 1, 4, 8] -> Conv (CLASSES filters, kernel 4x1) -> [N, C, 1, 8] -> [N, 8, C] -> Softmax: a CTC head."""
+    """x [N, 1, 4, 8] -> Conv (8 filters, 4x1) -> Relu -> Conv (CLASSES filters, 1x1) -> [N, 8, C] -> Softmax:
+    a tiny CTC recognizer (14 units)."""
     rng = np.random.default_rng(0)
-    w = numpy_helper.from_array((rng.standard_normal((CLASSES, 1, 4, 1)) * 2).astype(np.float32), "w")
-    b = numpy_helper.from_array(np.linspace(0.5, -0.5, CLASSES).astype(np.float32), "b")
-    nodes = [
-        helper.make_node("Conv", ["x", "w", "b"], ["conv"], name="head"),
-        helper.make_node("Relu", ["conv"], ["act"], name="relu"),
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((HIDDEN, 1, 4, 1))).astype(np.float32), "w1"),
+        numpy_helper.from_array((rng.standard_normal((CLASSES, HIDDEN, 1, 1)) * 2).astype(np.float32), "w2"),
+        numpy_helper.from_array(np.linspace(0.5, -0.5, CLASSES).astype(np.float32), "b2"),
     ]
-    inits = [w, b]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="features"),
+        helper.make_node("Relu", ["c1"], ["a1"], name="relu"),
+        helper.make_node("Conv", ["a1", "w2", "b2"], ["c2"], name="head"),
+    ]
     if opset >= 13:
         inits.append(numpy_helper.from_array(np.array([2], np.int64), "axes"))
-        nodes.append(helper.make_node("Squeeze", ["act", "axes"], ["sq"], name="sq"))
+        nodes.append(helper.make_node("Squeeze", ["c2", "axes"], ["sq"], name="sq"))
     else:
-        nodes.append(helper.make_node("Squeeze", ["act"], ["sq"], axes=[2], name="sq"))
+        nodes.append(helper.make_node("Squeeze", ["c2"], ["sq"], axes=[2], name="sq"))
     nodes += [
         helper.make_node("Transpose", ["sq"], ["steps"], perm=[0, 2, 1], name="tr"),
         helper.make_node("Softmax", ["steps"], ["probs"], axis=2, name="softmax"),
@@ -202,7 +207,7 @@ def test_in_graph_argmax_equals_the_metric_on_raw_outputs(tmp_path, opset, metri
     path = tmp_path / "rec.onnx"
     onnx.save(sequence_model(opset), path)
     inst = instrument(path, provider="cpu")
-    assert inst.n_units == CLASSES
+    assert inst.n_units == HIDDEN + CLASSES
     x = _data()
     y = _labels_from(inst, x)
     fast = OnnxGame(inst, x, y, metric=metric)
@@ -260,3 +265,23 @@ def test_cli_bad_labels_exit_2_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("onnxshap: error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert "class 9 at position 1: not a character class of this model" in proc.stderr
+
+
+def test_cli_run_and_report_of_a_ctc_audit(tmp_path):
+    from click.testing import CliRunner
+
+    from onnxshap_cli.main import cli
+
+    path = tmp_path / "rec.onnx"
+    onnx.save(sequence_model(), path)
+    x = _data(40)
+    np.savez(tmp_path / "lines.npz", x=x, y=_labels_from(instrument(path, provider="cpu"), x))
+    out = tmp_path / "run"
+    args = ["run", str(path), "--data", str(tmp_path / "lines.npz"), "--metric", "ctc-chars", "--top-k", "3"]
+    result = CliRunner().invoke(cli, [*args, "--max-evals", "400", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["v_all"] == 1.0 and run["metric"] == "ctc-chars" and run["held_out_items"] == 20
+    report = CliRunner().invoke(cli, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert (out / "report.html").is_file()
