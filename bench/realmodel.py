@@ -26,7 +26,8 @@ a run can analyse the last layers only (each evaluation then runs from the first
 (16 permutations in lock-step) takes 15 to 30 minutes on ppocr_cls, so the bench walks one permutation per
 round (``permutations_per_round=1``; tmab then updates its active set after every permutation, and on CPU
 coalitions are evaluated one at a time anyway): the run ends at most one permutation (~100 evaluations,
-about a minute on ppocr_cls) after the limit. ``--max-evals`` adds an evaluation budget (reproducible: the
+about a minute on ppocr_cls; on ppocr_rec with every layer analysed ~65 evaluations of 5-13 s, so several
+minutes) after the limit. ``--max-evals`` adds an evaluation budget (reproducible: the
 result then depends only on the seed and that budget, unless the time limit stops it first).
 The ORT share is measured under cProfile, whose overhead falls on the Python side, so it is if anything
 an underestimate. Timings depend on the machine's load: the load averages are printed before and after.
