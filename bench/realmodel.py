@@ -1,21 +1,34 @@
-"""TMAB top-30 on a real model: rapidocr's PP-OCR text-direction classifier over rendered text lines.
+"""TMAB top-30 on a real model: rapidocr's PP-OCR text-direction classifier or text recognizer, over
+rendered text lines.
 
-    python bench/realmodel.py [--images 128] [--max-minutes 15]
+    python bench/realmodel.py [--model ppocr_cls|ppocr_rec] [--images N] [--max-minutes 15] [--exclude REGEX]
 
-The model (PaddlePaddle export, 3,146 conv filters) comes from ``models.thirdparty.fetch("ppocr_cls")``,
-the data from ``models.textlines`` (labels known by construction: 0 upright, 1 rotated 180 degrees). The
-run goes through the public API only (``instrument``, ``OnnxGame``, ``estimate``) under cProfile, and
-prints: v(all), v(empty), wall time, evaluations, evaluations/s, whether tmab converged (else which budget
-stopped it), the share of wall time spent inside ONNX Runtime (target >= 90%), and the removal check:
-accuracy on other rendered lines with the top-30 filters removed vs 30 random filters removed.
+``ppocr_cls`` (default; PaddlePaddle export, 3,146 conv filters) is valued by accuracy on lines from
+``models.textlines`` (labels known by construction: 0 upright, 1 rotated 180 degrees), 128 per permutation;
+``ppocr_rec`` (PP-OCRv4 recognizer, 8,364 conv filters, CTC) by the share of lines read exactly (metric
+``ctc``) on lines from ``models.textlines_rec`` (the strings are known), 64 per permutation. Models come from
+``models.thirdparty.fetch``. The run goes through the public API only (``instrument``, ``OnnxGame``,
+``estimate``) under cProfile, and prints: v(all), v(empty), wall time, evaluations, evaluations/s, whether
+tmab converged (else which budget stopped it), the share of wall time spent inside ONNX Runtime (target >=
+90%), and the removal check on other rendered lines (held out): the metric with the top-30 units removed vs
+30 random units removed, and the removal curves (k = 1..10, 20, 30) of the shapley, leave-one-out and random
+rankings (issue 12's target: shapley at or below leave-one-out within 0.05 at k = 3..10; at k = 1
+leave-one-out is optimal on the valuation lines by construction, so the gap there is reported).
+
+Leave-one-out values every unit once on the valuation lines (one evaluation per unit, after the estimation,
+timed separately, its expected time printed first): about 10 minutes on ppocr_cls, hours on ppocr_rec with
+every layer analysed. ``--exclude REGEX`` leaves out the layers it matches (as ``onnxshap run --exclude``), so
+a run can analyse the last layers only (each evaluation then runs from the first analysed layer on);
+``--no-loo`` skips it.
 
 ``--max-minutes`` bounds the estimation (target from issue 6: under 15 minutes), passed as
 ``max_seconds``. The estimator checks the clock between rounds of permutations only, and a default round
-(16 permutations in lock-step) takes 15 to 30 minutes on this model, so the bench walks one permutation per
+(16 permutations in lock-step) takes 15 to 30 minutes on ppocr_cls, so the bench walks one permutation per
 round (``permutations_per_round=1``; tmab then updates its active set after every permutation, and on CPU
 coalitions are evaluated one at a time anyway): the run ends at most one permutation (~100 evaluations,
-about a minute) after the limit. ``--max-evals`` adds an evaluation budget (reproducible: the result then
-depends only on the seed and that budget, unless the time limit stops it first).
+about a minute on ppocr_cls; on ppocr_rec with every layer analysed ~65 evaluations of 5-13 s, so several
+minutes) after the limit. ``--max-evals`` adds an evaluation budget (reproducible: the
+result then depends only on the seed and that budget, unless the time limit stops it first).
 The ORT share is measured under cProfile, whose overhead falls on the Python side, so it is if anything
 an underestimate. Timings depend on the machine's load: the load averages are printed before and after.
 """
@@ -30,21 +43,63 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.textlines import make_dataset
+from models import textlines, textlines_rec
 from models.thirdparty import FetchError, fetch
 from onnxshap import estimate, instrument
+from onnxshap.audit.curves import random_curve, removal_curve
+from onnxshap.data import Dataset
 from onnxshap.games.onnx_game import OnnxGame
+from onnxshap.metrics.ctc import paddle_charset
 
 VALUATION_SEED = 0
 CHECK_SEED = 1  # the removal check uses other rendered lines
 RANDOM_DRAWS = 5
 PERMUTATIONS_PER_ROUND = 1  # the clock is checked between rounds: keep them short
+CURVE_STEPS = [0, *range(1, 11), 20, 30]  # held-out removal curves: k units removed
+
+
+@dataclass(frozen=True)
+class RealModel:
+    """A catalogue model, the metric it is valued by and how its rendered lines are made."""
+
+    key: str
+    title: str
+    metric: str
+    images: int  # default lines per permutation (and valuation lines)
+    make_data: Callable[[int, int, Path], Dataset]  # (n, seed, model path) -> lines
+    describe_data: Callable[[Dataset], str]
+
+
+def _rec_lines(n: int, seed: int, path: Path) -> Dataset:
+    return textlines_rec.make_dataset(n, seed, paddle_charset(path))
+
+
+REAL_MODELS = {
+    "ppocr_cls": RealModel(
+        "ppocr_cls",
+        "PP-OCR cls",
+        "accuracy",
+        128,
+        lambda n, seed, _: textlines.make_dataset(n, seed=seed),
+        lambda d: f"{int(d.labels.sum())} rotated",
+    ),
+    "ppocr_rec": RealModel(
+        "ppocr_rec",
+        "PP-OCRv4 rec",
+        "ctc",
+        64,
+        _rec_lines,
+        lambda d: f"{float((d.labels >= 0).sum(axis=1).mean()):.1f} characters per line",
+    ),
+}
 
 
 _ORT_RUN = re.compile(r"\brun(_with_\w+)?\b")
@@ -98,10 +153,48 @@ def seconds_per_evaluation(game: OnnxGame, repeats: int = 3, batch: int = 4) -> 
     return float(np.median(times))
 
 
+def describe_units(inst, args: argparse.Namespace) -> str:
+    """What the units are: "conv filters" as before, with the layer and skip counts when not the default."""
+    names = {"conv": "conv filters", "dense": "dense neurons"}
+    if args.units == "conv" and not args.exclude:
+        return names["conv"]
+    count = {
+        kind: sum(la.channels for la in inst.units.layers if la.kind == kind) for kind in inst.units.kinds
+    }
+    parts = [f"{n} {names[k]}" for k, n in count.items()]
+    parts.append(f"{len(inst.units.layers)} layers, {len(inst.units.skipped)} skipped")
+    return ", ".join(parts) + (f"; --exclude {args.exclude}" if args.exclude else "")
+
+
+def loo_ranking(game: OnnxGame, progress: bool) -> tuple[np.ndarray, float]:
+    """Units by leave-one-out value on the valuation lines, descending, and the seconds it took."""
+    start = time.perf_counter()
+    res = estimate(game, method="loo", progress=progress)
+    return np.argsort(-res.scores, kind="stable"), time.perf_counter() - start
+
+
+def print_curves(curves: dict[str, np.ndarray], steps: list[int]) -> None:
+    """The held-out removal curves as a table, and shapley's gap to leave-one-out (issue 12's target)."""
+    print("            k        " + " ".join(f"{k:>6d}" for k in steps))
+    for name, values in curves.items():
+        print(f"            {name:<8} " + " ".join(f"{v:6.3f}" for v in values))
+    if "loo" in curves:
+        gap = curves["shapley"] - curves["loo"]
+        first = steps.index(1)
+        mid = [i for i, k in enumerate(steps) if 3 <= k <= 10]
+        print(
+            f"            shapley - loo: k=1 {gap[first]:+.3f}; k=3..10 max {gap[mid].max():+.3f} "
+            "(target <= +0.05)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=128, help="rendered lines valuing the game")
+    parser.add_argument("--model", default="ppocr_cls", choices=sorted(REAL_MODELS), help="real model")
+    parser.add_argument(
+        "--images", type=int, default=None, help="rendered lines valuing the game (default: 128 cls, 64 rec)"
+    )
     parser.add_argument("--max-minutes", type=float, default=15.0, help="time guard of the estimation")
     parser.add_argument(
         "--max-evals", type=int, default=None, help="evaluation budget (default: none, only the time)"
@@ -113,29 +206,37 @@ def main(argv: list[str] | None = None) -> int:
         choices=("bernstein", "hoeffding", "student-t"),
         help="tmab's confidence radius (bernstein: the original's)",
     )
+    parser.add_argument("--units", default="conv", help="unit kinds: conv (default) or conv,dense")
+    parser.add_argument("--exclude", default=None, help="leave out layers whose name matches this regex")
+    parser.add_argument("--no-loo", action="store_true", help="skip leave-one-out (one evaluation per unit)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="keep the checkpoint here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
+    real = REAL_MODELS[args.model]
+    images = args.images or real.images
 
     try:
-        path = fetch("ppocr_cls")
+        path = fetch(real.key)
     except FetchError as exc:
-        print(f"cannot fetch PP-OCR cls: {exc}", file=sys.stderr)
+        print(f"cannot fetch {real.title}: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    data = make_dataset(args.images, seed=VALUATION_SEED)
-    check = make_dataset(args.images, seed=CHECK_SEED)
+    data = real.make_data(images, VALUATION_SEED, path)
+    check = real.make_data(images, CHECK_SEED, path)
     t_data = time.perf_counter() - t0
     t0 = time.perf_counter()
-    inst = instrument(path, provider="cpu")
-    game = OnnxGame(inst, data.x, data.labels, metric="accuracy")
+    inst = instrument(path, units=args.units, exclude=args.exclude, provider="cpu")
+    game = OnnxGame(inst, data.x, data.labels, metric=real.metric)
     t_setup = time.perf_counter() - t0
     per_eval = seconds_per_evaluation(game)
     max_seconds = args.max_minutes * 60
 
-    print(f"model       ppocr_cls ({path.name}): {inst.n_units} units (conv filters), provider cpu")
-    print(f"data        {len(data)} rendered lines (seed {VALUATION_SEED}, {int(data.labels.sum())} rotated)")
+    print(
+        f"model       {real.key} ({path.name}): {inst.n_units} units ({describe_units(inst, args)}), provider cpu"
+    )
+    print(f"data        {len(data)} rendered lines (seed {VALUATION_SEED}, {real.describe_data(data)})")
+    print(f"metric      {game.metric.describe()}, in-graph reduction {game.reduction()}")
     print(
         f"setup       render {t_data:.1f} s, instrument + game {t_setup:.1f} s, {per_eval:.3f} s/evaluation"
     )
@@ -157,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             method="tmab",
             top_k=args.top_k,
             seed=args.seed,
-            images=args.images,
+            images=images,
             max_seconds=max_seconds,
             max_evals=args.max_evals,
             permutations_per_round=PERMUTATIONS_PER_ROUND,
@@ -202,6 +303,27 @@ def main(argv: list[str] | None = None) -> int:
         f"            {len(top)} random removed {np.mean(acc_random):.4f} "
         f"(mean of {RANDOM_DRAWS} draws, {min(acc_random):.4f}..{max(acc_random):.4f})"
     )
+    sys.stdout.flush()
+
+    rankings = {"shapley": np.argsort(-res.scores, kind="stable")}
+    if args.no_loo:
+        print("loo         skipped (--no-loo)")
+    else:
+        print(
+            f"loo         {inst.n_units} evaluations on the {len(data)} valuation lines "
+            f"(expected ~{inst.n_units * per_eval / 60:.1f} min at the measured speed)"
+        )
+        sys.stdout.flush()
+        rankings["loo"], loo_seconds = loo_ranking(game, progress=not args.no_progress)
+        print(f"            took {loo_seconds:.1f} s ({inst.n_units / loo_seconds:.2f} evaluations/s)")
+    steps = [k for k in CURVE_STEPS if k < inst.n_units]
+    curves = {name: removal_curve(holdout, ranking, steps) for name, ranking in rankings.items()}
+    curves["random"] = random_curve(holdout, steps, args.seed, draws=RANDOM_DRAWS)
+    print(
+        f"curves      held-out {real.metric} ({len(check)} other lines) after removing each ranking's top k "
+        f"(random: mean of {RANDOM_DRAWS} draws)"
+    )
+    print_curves(curves, steps)
     return 0
 
 

@@ -24,7 +24,7 @@ def audit_options(fn):
             default="accuracy",
             show_default=True,
             help="accuracy | loss | logit | class:C | fairness | fairness:GROUP | adversarial | robustness | "
-            "per-class | mean-output | output-map:HxW | custom:MODULE:FUNCTION",
+            "per-class | mean-output | output-map:HxW | ctc | ctc-chars | custom:MODULE:FUNCTION",
         ),
         click.option("--estimator", type=click.Choice(ESTIMATORS), default="tmab", show_default=True),
         click.option(

@@ -160,14 +160,15 @@ def render_lines(n: int, seed: int = 0) -> list[TextLine]:
     return lines
 
 
-def preprocess(image: Image.Image) -> np.ndarray:
-    """One line -> float32 [3, 48, 192] as rapidocr's classifier feeds it (see the module docstring)."""
+def preprocess(image: Image.Image, width: int = WIDTH) -> np.ndarray:
+    """One line -> float32 [3, 48, width] as rapidocr feeds it (see the module docstring; the recognizer
+    uses the same resize, normalisation and right padding with width 320)."""
     rgb = image.convert("RGB")
     w, h = rgb.size
-    resized_w = min(WIDTH, math.ceil(HEIGHT * w / h))
+    resized_w = min(width, math.ceil(HEIGHT * w / h))
     arr = np.asarray(rgb.resize((resized_w, HEIGHT), Image.Resampling.BILINEAR), dtype=np.float32)
     arr = (arr / 255.0 - 0.5) / 0.5
-    out = np.zeros((3, HEIGHT, WIDTH), dtype=np.float32)
+    out = np.zeros((3, HEIGHT, width), dtype=np.float32)
     out[:, :, :resized_w] = arr.transpose(2, 0, 1)
     return out
 

@@ -17,11 +17,17 @@ if TYPE_CHECKING:
 
 
 def validate_labels(labels: object, n: int, what: str = "labels", where: str = "") -> np.ndarray:
-    """Labels as int64 [n]: integer class ids, [n, 1] flattened; anything else is a DataError."""
+    """Labels as int64: class ids [n] ([n, 1] flattened), or integer label sequences [n, L] (CTC targets,
+    -1 padded; their metric checks them) unless every row is one-hot; anything else is a DataError."""
     prefix = f"{where}: " if where else ""
     y = np.asarray(labels)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
+    if y.ndim == 2 and y.dtype.kind in "iu" and not _one_hot(y):
+        sequences = y.astype(np.int64)
+        if len(sequences) != n:
+            raise DataError(f"{prefix}{what} has {len(sequences)} items but the inputs have {n}")
+        return sequences
     if y.ndim != 1:
         hint = " (one-hot? save y.argmax(1))" if y.ndim == 2 else ""
         raise DataError(f"{prefix}{what} must be 1-D class ids, got shape {list(y.shape)}{hint}")
@@ -40,6 +46,10 @@ def validate_labels(labels: object, n: int, what: str = "labels", where: str = "
     if np.issubdtype(y.dtype, np.unsignedinteger) and y.size and y.max() > np.iinfo(np.int64).max:
         raise DataError(f"{prefix}{what} has class ids too large for int64")
     return y.astype(np.int64)
+
+
+def _one_hot(y: np.ndarray) -> bool:
+    return bool(y.size) and bool(np.isin(y, (0, 1)).all()) and bool((y.sum(axis=1) == 1).all())
 
 
 def validate_groups(groups: object, n: int, what: str = "groups", where: str = "") -> np.ndarray:
@@ -160,7 +170,7 @@ class Dataset:
         n = len(self)
         k = 0 if holdout == 0 or n < 2 else min(max(math.floor(holdout * n + 0.5), 1), n - 1)
         rng = np.random.default_rng(seed)
-        if stratify and self.labels is not None:
+        if stratify and self.labels is not None and self.labels.ndim == 1:  # not label sequences
             held = _stratified_pick(self._strata(), k, rng)
         else:
             held = rng.choice(n, size=k, replace=False)

@@ -92,7 +92,9 @@ class OnnxGame(Game):
         scores = bool(self.item_shape) and int(np.prod(self.item_shape[1:], dtype=np.int64)) == 1
         if kind == "argmax" and not scores:
             return None
-        return kind if kind in ("argmax", "mean-items") else None
+        if kind == "argmax-last" and len(self.item_shape) < 2:  # per-step scores [T, C] only
+            return None
+        return kind if kind in ("argmax", "argmax-last", "mean-items") else None
 
     def fast_path(self):
         """The instrumented model's fast path this game evaluates through."""

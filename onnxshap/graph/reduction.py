@@ -2,9 +2,10 @@
 
 Kinds: ``argmax`` (the class index along axis 1: [B, K, ...] -> [B, ...], int64; ties go to the first
 index, as numpy's argmax; a second output, sum(x - x), is NaN exactly when some score is NaN or inf,
-so non-finite outputs are still caught) and ``mean-items`` (the mean over the items of each stacked coalition:
-[k * N, ...] -> [k, M], float32, with M the product of the per-item dims; the reshape target [k, N, -1]
-is fed through the input :data:`REDUCE_SHAPE_INPUT`).
+so non-finite outputs are still caught), ``argmax-last`` (the same along the last axis, for sequence
+outputs: [B, T, C] -> [B, T], the class of every time step) and ``mean-items`` (the mean over the items
+of each stacked coalition: [k * N, ...] -> [k, M], float32, with M the product of the per-item dims; the
+reshape target [k, N, -1] is fed through the input :data:`REDUCE_SHAPE_INPUT`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxshap.errors import ModelError
 
-REDUCTIONS = ("argmax", "mean-items")
+REDUCTIONS = ("argmax", "argmax-last", "mean-items")
 REDUCE_SHAPE_INPUT = "onnxshap_reduce_shape"
 
 
@@ -24,6 +25,29 @@ def _opset(model: onnx.ModelProto) -> int:
         if imp.domain in ("", "ai.onnx"):
             return imp.version
     return 1
+
+
+def _last_axis(model: onnx.ModelProto, src: onnx.ValueInfoProto) -> int:
+    """The last axis of `src` for ArgMax: -1 from opset 11, else its rank - 1 (declared or inferred)."""
+    if _opset(model) >= 11:
+        return -1
+    tensor = src.type.tensor_type
+    if not tensor.HasField("shape") or not tensor.shape.dim:
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+        except Exception:  # inference fails on odd exports: then the rank is unknown
+            inferred = model
+        tensor = next(
+            (
+                v.type.tensor_type
+                for v in [*inferred.graph.value_info, *inferred.graph.output]
+                if v.name == src.name
+            ),
+            tensor,
+        )
+    if not tensor.HasField("shape") or not tensor.shape.dim:
+        raise ModelError(f"cannot take the argmax over the last axis of {src.name!r}: its rank is unknown")
+    return len(tensor.shape.dim) - 1
 
 
 def append_reduction(model: onnx.ModelProto, output: str, kind: str) -> tuple[onnx.ModelProto, list[str]]:
@@ -37,10 +61,11 @@ def append_reduction(model: onnx.ModelProto, output: str, kind: str) -> tuple[on
     if output not in {o.name for o in g.output}:
         raise ModelError(f"the model has no output {output!r}")
     name = f"{output}__onnxshap_{kind}"
-    if kind == "argmax":
-        g.node.append(helper.make_node("ArgMax", [output], [name], axis=1, keepdims=0, name=name))
-        elem = TensorProto.INT64
+    if kind in ("argmax", "argmax-last"):
         src = next(o for o in g.output if o.name == output)
+        axis = 1 if kind == "argmax" else _last_axis(out, src)
+        g.node.append(helper.make_node("ArgMax", [output], [name], axis=axis, keepdims=0, name=name))
+        elem = TensorProto.INT64
         zero, check = f"{output}__onnxshap_zero", f"{output}__onnxshap_finite_check"
         g.node.append(helper.make_node("Sub", [output, output], [zero], name=zero))
         g.node.append(helper.make_node("ReduceSum", [zero], [check], keepdims=0, name=check))

@@ -8,19 +8,21 @@ from onnxshap.errors import DataError
 from onnxshap.metrics.adversarial import AttackSuccess, RobustAccuracy
 from onnxshap.metrics.base import Metric
 from onnxshap.metrics.classification import Accuracy, LogProbability, OneVsRest, TrueLogit
+from onnxshap.metrics.ctc import SequenceCharSimilarity, SequenceExactMatch
 from onnxshap.metrics.custom import CustomMetric, load_callable
 from onnxshap.metrics.fairness import GroupAccuracy, GroupGap, group_accuracies
 from onnxshap.metrics.modes import MeanOutput, PerClassAccuracy, PerGroupAccuracy, PooledOutputMap
 
 METRIC_NAMES = (
     "accuracy", "loss", "logit", "class:C", "fairness", "fairness:GROUP", "adversarial", "robustness",
-    "per-class", "per-group", "mean-output", "output-map:HxW", "custom:MODULE:FUNCTION",
+    "per-class", "per-group", "mean-output", "output-map:HxW", "ctc", "ctc-chars", "custom:MODULE:FUNCTION",
 )  # fmt: skip
 
 
 def get_metric(spec: str) -> Metric:
     """A metric from its name: accuracy, loss, logit, class:3, fairness, fairness:<group>, adversarial,
-    robustness, per-class, mean-output, output-map:4x4, custom:pkg.module:function (or custom:file.py:function)."""
+    robustness, per-class, mean-output, output-map:4x4, ctc, ctc-chars, custom:pkg.module:function (or
+    custom:file.py:function)."""
     text = spec.strip()
     simple = {
         "accuracy": Accuracy,
@@ -32,6 +34,8 @@ def get_metric(spec: str) -> Metric:
         "per-class": PerClassAccuracy,
         "per-group": PerGroupAccuracy,
         "mean-output": MeanOutput,
+        "ctc": SequenceExactMatch,
+        "ctc-chars": SequenceCharSimilarity,
     }
     if text in simple:
         return simple[text]()
@@ -48,6 +52,6 @@ def get_metric(spec: str) -> Metric:
 
 __all__ = [
     "METRIC_NAMES", "Accuracy", "AttackSuccess", "CustomMetric", "GroupAccuracy", "GroupGap", "LogProbability",
-    "MeanOutput", "Metric", "OneVsRest", "PerClassAccuracy", "PerGroupAccuracy", "PooledOutputMap", "TrueLogit", "get_metric",
-    "group_accuracies",
+    "MeanOutput", "Metric", "OneVsRest", "PerClassAccuracy", "PerGroupAccuracy", "PooledOutputMap",
+    "SequenceCharSimilarity", "SequenceExactMatch", "TrueLogit", "get_metric", "group_accuracies",
 ]  # fmt: skip

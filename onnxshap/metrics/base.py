@@ -76,7 +76,12 @@ def predicted_classes(outputs: np.ndarray) -> np.ndarray:
 
 
 def check_label_range(labels: np.ndarray, num_classes: int) -> None:
-    """Labels must be integer classes of the model."""
+    """Labels must be integer classes of the model, one per item."""
+    if labels.ndim != 1:
+        raise DataError(
+            f"labels must be one class per item, got shape {list(labels.shape)} (one-hot? save y.argmax(1); "
+            "label sequences are for the ctc metrics)"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"labels must be integer classes, got {labels.dtype}")
     bad = (labels < 0) | (labels >= num_classes)

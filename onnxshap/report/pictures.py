@@ -97,8 +97,9 @@ def pick_items(labels: np.ndarray | None, n_items: int, count: int) -> np.ndarra
     if labels is None:
         return np.arange(min(count, n_items))
     chosen: list[int] = []
-    seen: set[int] = set()
-    for i, label in enumerate(labels.tolist()):
+    seen: set[object] = set()
+    for i, row in enumerate(labels.tolist()):
+        label = tuple(row) if isinstance(row, list) else row  # label sequences [N, L] too
         if label not in seen:
             seen.add(label)
             chosen.append(i)
@@ -262,10 +263,8 @@ def _draw(data: RunData, rows: list[UnitRow], fig_dir: Path, n_inputs: int) -> P
     maps = activation_maps(inst, inputs, [r.unit_index for r in rows])
     found = image_array(dataset)
     images = found[1][items] if found is not None else None
-    titles = [
-        f"item {i}" + (f", label {int(dataset.labels[i])}" if dataset.labels is not None else "")
-        for i in items
-    ]
+    labels_1d = dataset.labels is not None and dataset.labels.ndim == 1
+    titles = [f"item {i}" + (f", label {int(dataset.labels[i])}" if labels_1d else "") for i in items]
     pictures = Pictures(
         description=(
             f"Activation maps (the unit's channel after its chain, full network) on {len(items)} items of "
