@@ -12,6 +12,7 @@ import numpy as np
 
 from onnxshap.audit.curves import area, random_curve, removal_curve, removal_steps
 from onnxshap.audit.runfolder import RunFolder
+from onnxshap.audit.validation import resolve_top_k, validate_config
 from onnxshap.errors import DataError
 
 DEFAULT_EVALS_PER_UNIT = 100
@@ -27,7 +28,7 @@ class AuditConfig:
     out: Path = Path("runs/latest")
     metric: str = "accuracy"
     estimator: str = "tmab"
-    top_k: int = 30
+    top_k: int | None = None  # None: 30, capped at the number of units - 1
     seed: int = 0
     max_evals: int | None = None
     max_seconds: float | None = None
@@ -104,8 +105,8 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
             from onnxshap.attacks.examples import adversarial_dataset
 
             kw = {
-                "eps": cfg.eps or DEFAULT_EPS,
-                "max_queries": cfg.queries or DEFAULT_MAX_QUERIES,
+                "eps": DEFAULT_EPS if cfg.eps is None else cfg.eps,
+                "max_queries": DEFAULT_MAX_QUERIES if cfg.queries is None else cfg.queries,
                 "seed": cfg.seed,
                 "cache_dir": folder.path / "adversarial",
                 "output": cfg.output,
@@ -213,6 +214,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     from onnxshap.estimators import estimate
     from onnxshap.instrumented import instrument
 
+    validate_config(cfg)
     _check_backend(cfg)
     folder = RunFolder(cfg.out)
     folder.prepare(cfg.resume)
@@ -225,9 +227,9 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
         exclude=cfg.exclude,
         provider_options=cfg.provider_options,
     )
+    top_k = resolve_top_k(cfg.top_k, inst.n_units)
     data, data_path = _load(cfg, inst)
     game, check, valuation, held_out = _games(cfg, inst, data, folder)
-    top_k = min(cfg.top_k, inst.n_units - 1) if cfg.top_k else None
     max_evals = cfg.max_evals
     if cfg.estimator == "tmab" and max_evals is None and cfg.max_seconds is None:
         max_evals = DEFAULT_EVALS_PER_UNIT * inst.n_units  # tmab alone has no natural end on near-ties
