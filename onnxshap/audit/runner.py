@@ -90,8 +90,13 @@ def _estimator_params(cfg: AuditConfig) -> dict[str, Any]:
 
 
 def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
+    from onnxshap.audit.data_checks import check_audit_data, output_item_shape
     from onnxshap.games.onnx_game import OnnxGame
+    from onnxshap.metrics import get_metric
 
+    metric = get_metric(cfg.metric)
+    shape = output_item_shape(inst, data, cfg.output)
+    check_audit_data(metric, data, shape)  # every label and group, before the split, attack or estimate
     valuation, held_out = data.split(cfg.split, seed=cfg.seed) if cfg.split > 0 else (data, None)
     if cfg.metric in ADVERSARIAL_METRICS:
         if cfg.adversarial_data is not None:
@@ -99,6 +104,7 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
 
             metas = [m for m in inst.evaluator.session.get_inputs() if m.name in inst.input_names]
             adv = load_data(cfg.adversarial_data, input_metas=metas, spec=cfg.spec, **cfg.preprocess)
+            check_audit_data(metric, adv, shape)
             valuation, held_out = adv.split(cfg.split, seed=cfg.seed) if cfg.split > 0 else (adv, None)
         else:
             from onnxshap.attacks import DEFAULT_EPS, DEFAULT_MAX_QUERIES
@@ -119,14 +125,17 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder):
         valuation.inputs,
         valuation.labels,
         valuation.groups,
-        metric=cfg.metric,
+        metric=metric,
         output=cfg.output,
         fast=cfg.fast_path,
         stack=cfg.stack,
     )
-    check = (
-        game.with_data(held_out.inputs, held_out.labels, held_out.groups) if held_out is not None else game
-    )
+    check = game
+    if held_out is not None:
+        try:
+            check = game.with_data(held_out.inputs, held_out.labels, held_out.groups)
+        except DataError as exc:
+            raise DataError(f"held-out split: {exc}") from None
     return game, check, valuation, held_out
 
 

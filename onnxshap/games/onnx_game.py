@@ -60,6 +60,7 @@ class OnnxGame(Game):
         self._bound = None
         if _item_shape is None:
             reference = self._outputs(np.ones((1, inst.n_units), bool))[0]
+            self.metric.check_data(self.labels, self.groups, tuple(reference.shape[1:]))
             self.metric.prepare(reference, self.labels, self.groups)
             _item_shape = tuple(reference.shape[1:])
         self.item_shape = tuple(_item_shape)
@@ -124,7 +125,13 @@ class OnnxGame(Game):
         labels: np.ndarray | None,
         groups: np.ndarray | None,
     ) -> OnnxGame:
-        """The same model and (already prepared) metric on other items, e.g. the held-out split."""
+        """The same model and (already prepared) metric on other items, e.g. the held-out split (checked by
+        the metric first: labels of the model's classes, the groups it fixed present, ...)."""
+        self.metric.check_data(
+            None if labels is None else np.asarray(labels),
+            None if groups is None else np.asarray(groups),
+            self.item_shape,
+        )
         return OnnxGame(
             self.inst,
             inputs,
