@@ -148,7 +148,9 @@ class Dataset:
 
         The holdout gets round(holdout * N) items (at least 1 and at most N - 1 when holdout > 0 and N >= 2).
         With `stratify` and labels, every label (and label x group, when there are groups) is split in the same
-        proportion (largest-remainder rounding). Both parts keep the original item order.
+        proportion (largest-remainder rounding). Both parts keep the original item order. Copies of one item
+        (the same name, e.g. a file listed twice in labels.csv) always land in the same part: N then counts
+        distinct names.
         """
         if (
             isinstance(holdout, bool)
@@ -157,16 +159,30 @@ class Dataset:
             or not 0 <= holdout < 1
         ):
             raise DataError(f"the held-out fraction must be in [0, 1) (e.g. 0.5), got {holdout!r}")
-        n = len(self)
+        first, copy_of = self._distinct()
+        n = len(first)
         k = 0 if holdout == 0 or n < 2 else min(max(math.floor(holdout * n + 0.5), 1), n - 1)
         rng = np.random.default_rng(seed)
         if stratify and self.labels is not None:
-            held = _stratified_pick(self._strata(), k, rng)
+            held = _stratified_pick(self._strata()[first], k, rng)
         else:
             held = rng.choice(n, size=k, replace=False)
         mask = np.zeros(n, dtype=bool)
         mask[held] = True
+        mask = mask[copy_of]
         return self.subset(~mask), self.subset(mask)
+
+    def _distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first item of each distinct name in item order, distinct index of every item); identity without
+        names or repeats."""
+        n = len(self)
+        if self.names is None or len(set(self.names)) == n:
+            return np.arange(n), np.arange(n)
+        _, first, inverse = np.unique(np.asarray(self.names), return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return first[order], rank[inverse.reshape(-1)]
 
     def _strata(self) -> np.ndarray:
         assert self.labels is not None
