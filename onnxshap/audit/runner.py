@@ -239,6 +239,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     top_k = resolve_top_k(cfg.top_k, inst.n_units)
     data, data_path = _load(cfg, inst)
     game, check, valuation, held_out = _games(cfg, inst, data, folder)
+    game.check_draw_size(_estimator_params(cfg).get("images"))  # before any estimate
     max_evals = cfg.max_evals
     if cfg.estimator == "tmab" and max_evals is None and cfg.max_seconds is None:
         max_evals = DEFAULT_EVALS_PER_UNIT * inst.n_units  # tmab alone has no natural end on near-ties

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 
 import numpy as np
 
+from onnxshap.data.strata import strata_of, stratified_draw
 from onnxshap.errors import DataError
 from onnxshap.games.base import Game
 from onnxshap.metrics import Metric, get_metric
@@ -144,11 +146,40 @@ class OnnxGame(Game):
             _item_shape=self.item_shape,
         )
 
+    @cached_property
+    def draw_strata(self) -> np.ndarray | None:
+        """Stratum (label x group) of each item, for the batches `subgame` draws; None without either."""
+        return strata_of(self.labels, self.groups)
+
+    def min_draw_size(self) -> int:
+        """Smallest batch `subgame` accepts: one item per label x group when the metric needs every one."""
+        if not self.metric.needs_all_strata or self.draw_strata is None:
+            return 1
+        return int(self.draw_strata.max()) + 1
+
+    def check_draw_size(self, size: int | None) -> None:
+        """DataError unless batches of `size` items can hold what the metric needs (call it before any work)."""
+        need = self.min_draw_size()
+        if size is not None and size < min(need, self.n_items):
+            raise DataError(
+                f"{self.metric.name} needs every label x group of its data in each drawn batch: {need} of them, "
+                f"so draw at least {need} items per permutation (--images {need}), not {size}"
+            )
+
     def subgame(self, rng: np.random.Generator, size: int | None) -> OnnxGame:
-        """The same model and metric on `size` items drawn without replacement (all items if size >= N)."""
+        """The same model and metric on `size` items drawn without replacement (all items if size >= N).
+
+        The draw is stratified by label x group like the held-out split: each stratum gets its share of the
+        batch on average (exactly, up to rounding), and at least one item when the metric needs every class or
+        group in a batch (per-class, fairness; see `check_draw_size`). Unlabelled data: a plain random draw.
+        """
         if size is None or size >= self.n_items:
             return self
-        idx = np.sort(rng.choice(self.n_items, size=size, replace=False))
+        if self.draw_strata is None:
+            idx = np.sort(rng.choice(self.n_items, size=size, replace=False))
+        else:
+            self.check_draw_size(size)
+            idx = stratified_draw(self.draw_strata, size, rng, at_least_one=self.metric.needs_all_strata)
         return OnnxGame(
             self.inst,
             {k: v[idx] for k, v in self.inputs.items()},
