@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
 
-from onnxshap.errors import DataError
+import numpy as np
 
 
 def strata_of(labels: np.ndarray | None, groups: np.ndarray | None) -> np.ndarray | None:
@@ -37,25 +37,29 @@ def stratified_pick(strata: np.ndarray, k: int, rng: np.random.Generator) -> np.
     return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
 
 
-def draw_counts(
-    counts: np.ndarray, size: int, rng: np.random.Generator, at_least_one: bool = False
-) -> np.ndarray:
-    """Items to draw from each stratum for a batch of `size` (< sum of counts).
+def cell_values(strata: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per stratum, the index of its items' value among the distinct values (e.g. its class among the classes).
+    `values` must be constant within each stratum (a label or group the strata were made from)."""
+    ids = np.unique(np.asarray(values), return_inverse=True)[1].reshape(-1)
+    out = np.empty(int(strata.max()) + 1, dtype=np.int64)
+    out[strata] = ids
+    return out
 
-    Each stratum's share is size * count / N; its integer part is always drawn and the fractions are rounded
-    by systematic sampling over the strata in random order, so a stratum gets its exact share on average and
-    the batch has exactly `size` items. With `at_least_one`, strata whose share is below 1 get exactly one
-    item and the others share the rest in proportion (DataError when `size` < the number of strata).
+
+def draw_counts(
+    counts: np.ndarray, size: int, rng: np.random.Generator, covers: Sequence[np.ndarray] = ()
+) -> np.ndarray:
+    """Items to draw from each stratum for a batch of `size` (< the sum of counts).
+
+    Each stratum's share is size * count / N; its integer part is always drawn and the fractions are rounded by
+    systematic sampling over the strata in random order, so a stratum gets exactly its share on average and the
+    batch has exactly `size` items. Each array of `covers` maps a stratum to a value (its class, its group); in
+    the given order, every value of a cover then gets at least one item when `size` allows it (an uncovered
+    value takes one item, from a stratum of its own drawn by size, off the fullest stratum whose loss uncovers
+    nothing): only then do the counts depart from the shares.
     """
     counts = np.asarray(counts, dtype=np.int64)
-    if at_least_one and size < len(counts):
-        raise DataError(f"a batch of {size} items cannot hold one item of each of {len(counts)} strata")
     quota = size * counts / counts.sum()
-    fixed = np.zeros(len(counts), dtype=bool)
-    while at_least_one and (small := ~fixed & (quota < 1)).any():
-        fixed |= small
-        rest = counts * ~fixed
-        quota = np.where(fixed, 1.0, (size - fixed.sum()) * rest / max(rest.sum(), 1))
     take = np.floor(quota).astype(np.int64)
     left = size - int(take.sum())
     if left > 0:
@@ -64,13 +68,54 @@ def draw_counts(
         cum = np.cumsum(frac[order])
         points = (rng.random() + np.arange(left)) * (cum[-1] / left)  # all below cum[-1]
         take[order[np.searchsorted(cum, points, side="right")]] += 1
-    return np.minimum(take, counts)
+    take = np.minimum(take, counts)
+    enforced: list[np.ndarray] = []
+    for cover in covers:
+        cover = np.asarray(cover)
+        if size < int(cover.max()) + 1:
+            continue
+        enforced.append(cover)
+        for value in range(int(cover.max()) + 1):
+            cells = np.flatnonzero((cover == value) & (counts > 0))
+            if take[cells].sum() == 0 and len(cells):
+                _move_one_into(take, counts, cells, enforced, rng)
+    return take
+
+
+def _covered(take: np.ndarray, covers: list[np.ndarray]) -> list[np.ndarray]:
+    """Per cover, which of its values have an item in `take`."""
+    return [np.bincount(cover, weights=take, minlength=int(cover.max()) + 1) > 0 for cover in covers]
+
+
+def _move_one_into(
+    take: np.ndarray,
+    counts: np.ndarray,
+    cells: np.ndarray,
+    covers: list[np.ndarray],
+    rng: np.random.Generator,
+) -> None:
+    """Move one item into one of `cells` (drawn by size) from the fullest stratum whose loss uncovers no value of
+    `covers`; left as is when no move can (a later cover that cannot be met together with earlier ones)."""
+    before = _covered(take, covers)
+    receivers = rng.choice(cells, size=len(cells), replace=False, p=counts[cells] / counts[cells].sum())
+    for r in receivers:
+        for d in np.argsort(-take, kind="stable"):
+            if take[d] == 0:
+                break
+            if d == r or take[r] >= counts[r]:
+                continue
+            take[d] -= 1
+            take[r] += 1
+            if all((after | ~was).all() for after, was in zip(_covered(take, covers), before, strict=True)):
+                return
+            take[d] += 1
+            take[r] -= 1
 
 
 def stratified_draw(
-    strata: np.ndarray, size: int, rng: np.random.Generator, at_least_one: bool = False
+    strata: np.ndarray, size: int, rng: np.random.Generator, covers: Sequence[np.ndarray] = ()
 ) -> np.ndarray:
     """Sorted indices of `size` items drawn without replacement, stratified as `draw_counts` says."""
-    take = draw_counts(np.bincount(strata), size, rng, at_least_one)
+    take = draw_counts(np.bincount(strata), size, rng, covers)
     picked = [rng.choice(np.flatnonzero(strata == s), size=t, replace=False) for s, t in enumerate(take) if t]
     return np.sort(np.concatenate(picked))

@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from onnxshap.data.strata import strata_of, stratified_draw
+from onnxshap.data.strata import cell_values, strata_of, stratified_draw
 from onnxshap.errors import DataError
 from onnxshap.games.base import Game
 from onnxshap.metrics import Metric, get_metric
@@ -147,22 +147,27 @@ class OnnxGame(Game):
         )
 
     @cached_property
-    def draw_strata(self) -> np.ndarray | None:
-        """Stratum (label x group) of each item, for the batches `subgame` draws; None without either."""
-        return strata_of(self.labels, self.groups)
+    def draw_strata(self) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """(stratum of each item: label x group, None without either; per stratum, its class and its group)."""
+        strata = strata_of(self.labels, self.groups)
+        covers: dict[str, np.ndarray] = {}
+        for attr, values in (("labels", self.labels), ("groups", self.groups)):
+            if strata is not None and values is not None and np.asarray(values).ndim == 1:
+                covers[attr] = cell_values(strata, values)
+        return strata, covers
 
     def min_draw_size(self) -> int:
-        """Smallest batch `subgame` accepts: one item per label x group when the metric needs every one."""
-        if not self.metric.needs_all_strata or self.draw_strata is None:
-            return 1
-        return int(self.draw_strata.max()) + 1
+        """Smallest batch `subgame` accepts: one item of each class / group the metric needs in every batch."""
+        _, covers = self.draw_strata
+        return max([int(covers[a].max()) + 1 for a in self.metric.batch_needs if a in covers], default=1)
 
     def check_draw_size(self, size: int | None) -> None:
         """DataError unless batches of `size` items can hold what the metric needs (call it before any work)."""
         need = self.min_draw_size()
         if size is not None and size < min(need, self.n_items):
+            what = " and ".join("class" if a == "labels" else "group" for a in self.metric.batch_needs)
             raise DataError(
-                f"{self.metric.name} needs every label x group of its data in each drawn batch: {need} of them, "
+                f"{self.metric.name} needs every {what} of its data in each drawn batch: {need} of them, "
                 f"so draw at least {need} items per permutation (--images {need}), not {size}"
             )
 
@@ -170,16 +175,20 @@ class OnnxGame(Game):
         """The same model and metric on `size` items drawn without replacement (all items if size >= N).
 
         The draw is stratified by label x group like the held-out split: each stratum gets its share of the
-        batch on average (exactly, up to rounding), and at least one item when the metric needs every class or
-        group in a batch (per-class, fairness; see `check_draw_size`). Unlabelled data: a plain random draw.
+        batch on average, and every class and every group of the data at least one item whenever `size`
+        allows it (the metric's needs first: per-class needs every class, fairness every group; a batch too
+        small for them is refused, see `check_draw_size`). Unlabelled data without groups: a plain draw.
         """
         if size is None or size >= self.n_items:
             return self
-        if self.draw_strata is None:
+        strata, covers = self.draw_strata
+        if strata is None:
             idx = np.sort(rng.choice(self.n_items, size=size, replace=False))
         else:
             self.check_draw_size(size)
-            idx = stratified_draw(self.draw_strata, size, rng, at_least_one=self.metric.needs_all_strata)
+            order = [a for a in self.metric.batch_needs if a in covers]
+            order += [a for a in covers if a not in order]
+            idx = stratified_draw(strata, size, rng, [covers[a] for a in order])
         return OnnxGame(
             self.inst,
             {k: v[idx] for k, v in self.inputs.items()},

@@ -32,10 +32,10 @@ class Metric(ABC):
     # What the metric reads of the outputs, so a game may compute it inside the graph and copy out only
     # that: "argmax" (predicted classes [m, N]) or "mean-items" (the mean over items [m, *item shape]).
     reduction: str | None = None
-    # True when a value is undefined on a batch that lacks a class or group present in the data (per-class,
-    # fairness): batches drawn from the data then hold at least one item of every label x group (see
-    # onnxshap.data.strata); other metrics get batches stratified in proportion, without that minimum.
-    needs_all_strata: bool = False
+    # What a value is undefined without: "labels" when a batch must hold every class of the data (per-class),
+    # "groups" every group (fairness). Drawn batches always try to (onnxshap.data.strata); for these a batch
+    # too small to hold one item of each is refused.
+    batch_needs: tuple[str, ...] = ()
 
     def prepare(self, reference: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None) -> None:
         """Fix anything the metric learns from the full model's outputs [N, ...] (called once per game)."""

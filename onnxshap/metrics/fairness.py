@@ -50,7 +50,7 @@ class GroupGap(ClassMetric):
     reduction = "argmax"
     value_range = 1.0
     chance = 0.0
-    needs_all_strata = True
+    batch_needs = ("groups",)
 
     def __init__(self, advantaged: str | None = None, disadvantaged: str | None = None):
         self.advantaged = advantaged
@@ -93,7 +93,7 @@ class GroupAccuracy(ClassMetric):
 
     value_range = 1.0
     reduction = "argmax"
-    needs_all_strata = True
+    batch_needs = ("groups",)
 
     def __init__(self, group: str):
         self.group = str(group)

@@ -14,7 +14,7 @@ class PerClassAccuracy(ClassMetric):
     name = "per-class"
     reduction = "argmax"
     value_range = 1.0
-    needs_all_strata = True
+    batch_needs = ("labels",)
 
     def prepare(self, reference, labels, groups) -> None:
         classes = class_scores(reference[None]).shape[-1]

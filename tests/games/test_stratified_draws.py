@@ -19,6 +19,7 @@ acc_b(S) = (2 [0 in S or S empty] + 2 [2 in S, 1 not in S]) / 4.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxshap import estimate, instrument
-from onnxshap.data.strata import draw_counts, strata_of, stratified_draw
+from onnxshap.data.strata import cell_values, draw_counts, strata_of, stratified_draw
 from onnxshap.errors import DataError
 from onnxshap.games.onnx_game import OnnxGame
 from onnxshap_cli.main import cli
@@ -122,35 +123,50 @@ def test_sampling_with_drawn_batches_equals_sampling_on_all_data(model, data, me
     np.testing.assert_allclose(drawn.values, full.values, atol=1e-12)
 
 
-def test_batches_too_small_for_every_stratum_are_refused(model, data):
-    game = _game(model, data, "fairness:b")  # 5 label x group cells
-    with pytest.raises(DataError, match=r"draw at least 5 items per permutation \(--images 5\), not 4"):
-        game.subgame(np.random.default_rng(0), 4)
-    with pytest.raises(DataError, match="--images 5"):
-        estimate(game, "permutation", seed=0, n_permutations=4, images=4, progress=False)
-    sub = game.subgame(np.random.default_rng(0), 5)
-    cells = set(zip(sub.labels.tolist(), sub.groups.tolist(), strict=True))
-    assert cells == {cell for cell, _, _ in CELLS}
-    accuracy = _game(model, data, "accuracy")  # defined on any batch: proportional draws, no minimum
-    assert accuracy.subgame(np.random.default_rng(0), 2).n_items == 2
+def test_every_class_and_group_in_each_batch_and_too_small_batches_refused(model, data):
+    fair = _game(model, data, "fairness:b")  # 2 groups, 3 classes, 5 label x group cells
+    message = "needs every group of its data in each drawn batch: 2 of them, so draw at least 2 items"
+    with pytest.raises(
+        DataError, match=re.escape(f"fairness:b {message} per permutation (--images 2), not 1")
+    ):
+        fair.subgame(np.random.default_rng(0), 1)
+    with pytest.raises(DataError, match=re.escape("--images 2")):
+        estimate(fair, "permutation", seed=0, n_permutations=4, images=1, progress=False)
+    per_class = _game(model, data, "per-class")
+    with pytest.raises(DataError, match=re.escape("per-class needs every class of its data in each drawn")):
+        per_class.subgame(np.random.default_rng(0), 2)
+    for metric in ("fairness:b", "per-class", "accuracy"):
+        game = _game(model, data, metric)
+        for seed in range(50):  # 3 items: the shares alone would often leave out class 0 or group b
+            sub = game.subgame(np.random.default_rng(seed), 3)
+            assert set(sub.labels.tolist()) == {0, 1, 2} and set(sub.groups.tolist()) == {"a", "b"}, seed
+    for metric in ("fairness:b", "accuracy"):  # accuracy is defined on any batch: nothing is refused
+        for seed in range(20):  # 2 items: both groups (too few for every class)
+            sub = _game(model, data, metric).subgame(np.random.default_rng(seed), 2)
+            assert set(sub.groups.tolist()) == {"a", "b"}, seed
 
 
-def test_draw_counts_are_proportional_on_average_with_a_minimum_of_one():
+def test_draw_counts_are_the_shares_on_average_with_every_value_covered():
     rng = np.random.default_rng(0)
     counts = np.array([1, 3, 96])
-    assert all(draw_counts(counts, 10, rng, at_least_one=True).tolist() == [1, 1, 8] for _ in range(20))
     total = np.zeros(3)
     for _ in range(4000):
         take = draw_counts(counts, 10, rng)
         assert take.sum() == 10
         total += take
     np.testing.assert_allclose(total / 4000, [0.1, 0.3, 9.6], atol=0.03)  # the exact shares, on average
+    each = np.arange(3)  # a cover where every stratum is its own value (e.g. strata = classes)
+    assert all(draw_counts(counts, 10, rng, [each]).tolist() == [1, 1, 8] for _ in range(20))
     labels, groups = np.array([0, 1, 1, 0, 2, 2, 2]), np.array(["x", "x", "y", "y", "x", "x", "x"])
     strata = strata_of(labels, groups)  # cells (0,x) (0,y) (1,x) (1,y) (2,x)
     assert strata.tolist() == [0, 2, 3, 1, 4, 4, 4]
-    for _ in range(20):
-        idx = stratified_draw(strata, 5, rng, at_least_one=True)
-        assert idx.tolist() == sorted(set(idx.tolist())) and sorted(strata[idx].tolist()) == [0, 1, 2, 3, 4]
+    covers = [cell_values(strata, groups), cell_values(strata, labels)]
+    assert covers[0].tolist() == [0, 1, 0, 1, 0] and covers[1].tolist() == [0, 0, 1, 1, 2]
+    for _ in range(50):
+        idx = stratified_draw(strata, 3, rng, covers)
+        assert (
+            len(set(idx.tolist())) == 3 and set(labels[idx]) == {0, 1, 2} and set(groups[idx]) == {"x", "y"}
+        )
 
 
 def test_cli_refuses_too_few_images_for_per_class(tmp_path):
@@ -159,5 +175,5 @@ def test_cli_refuses_too_few_images_for_per_class(tmp_path):
     args = ["run", str(cnn), "--metric", "per-class", "--images", "6", "--out", str(out), "--no-progress"]
     result = CliRunner().invoke(cli, [*args, "--max-evals", "100", "--no-baselines"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
-    assert "per-class needs every label x group of its data in each drawn batch: 10 of them" in result.stderr
+    assert "per-class needs every class of its data in each drawn batch: 10 of them" in result.stderr
     assert not (out / "run.json").exists()
