@@ -28,7 +28,10 @@ def audit_options(fn):
         ),
         click.option("--estimator", type=click.Choice(ESTIMATORS), default="tmab", show_default=True),
         click.option(
-            "--top-k", type=int, default=30, show_default=True, help="How many top units to identify."
+            "--top-k",
+            type=int,
+            default=None,
+            help="How many top units to identify (default 30, at most the number of units - 1).",
         ),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option(
@@ -38,7 +41,12 @@ def audit_options(fn):
             help="Budget in model evaluations (tmab default: 100 per unit).",
         ),
         click.option("--max-seconds", type=float, default=None, help="Budget in wall-clock seconds."),
-        click.option("--delta", type=float, default=None, help="Confidence level 1-delta of the intervals."),
+        click.option(
+            "--delta",
+            type=float,
+            default=None,
+            help="Confidence level 1-delta of the intervals, delta in (0, 1).",
+        ),
         click.option(
             "--bound",
             type=click.Choice(["bernstein", "hoeffding", "student-t"]),
@@ -58,7 +66,7 @@ def audit_options(fn):
             type=float,
             default=0.5,
             show_default=True,
-            help="Fraction of the data held out for checking (removal curves, repairs).",
+            help="Fraction of the data held out for checking (removal curves, repairs), in [0, 1).",
         ),
         units_option,
         placement_option,
@@ -104,10 +112,16 @@ def audit_options(fn):
             help="Preprocessing spec JSON (see onnxshap.data.PreprocessSpec).",
         ),
         click.option(
-            "--eps", type=float, default=None, help="adversarial: L-inf radius of the built-in attack."
+            "--eps",
+            type=float,
+            default=None,
+            help="adversarial/robustness: L-inf radius of the built-in attack, > 0 (default 0.15).",
         ),
         click.option(
-            "--queries", type=int, default=None, help="adversarial: query budget of the built-in attack."
+            "--queries",
+            type=int,
+            default=None,
+            help="adversarial/robustness: query budget of the built-in attack (default 1000).",
         ),
         click.option(
             "--adversarial-data",
@@ -148,10 +162,11 @@ def audit_options(fn):
 def config_from_options(model: Path, out: Path, resume: bool, **opts):
     """AuditConfig from the click options."""
     from onnxshap.audit import AuditConfig
+    from onnxshap.audit.validation import validate_config
     from onnxshap.runtime.providers import parse_provider_options
 
     preprocess = {k: opts.pop(k) for k in ("size", "resize", "scale", "mean", "std", "channels", "layout")}
-    return AuditConfig(
+    cfg = AuditConfig(
         model=model,
         out=out,
         resume=resume,
@@ -184,3 +199,4 @@ def config_from_options(model: Path, out: Path, resume: bool, **opts):
         workers=opts["workers"],
         extra={"bound": opts["bound"]} if opts["bound"] else {},
     )
+    return validate_config(cfg)  # bad values are one line each, before anything is loaded

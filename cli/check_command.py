@@ -84,6 +84,7 @@ def check(
     )
     if not policy.active():
         raise DataError("no policy given: use --max-drop, --max-gap, --min-value, --min-overlap or --policy")
+    policy.check_for(opts["metric"])
     out = out or new_run_path(Path("runs") / f"check-{model.stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = config_from_options(model, out, False, **opts)
     apply_player_options(cfg, opts)

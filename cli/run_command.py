@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 
 from .audit_options import audit_options, config_from_options
 from .errors import friendly_errors
@@ -20,12 +21,27 @@ def default_out(model: Path, metric: str) -> Path:
     return new_run_path(Path("runs") / f"{model.stem}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def _figure(value) -> str:
+    """A value of run.json: a number, or a vector game's mean over its elements (with min and max)."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return f"{float(arr):.4g}"
+    return f"{arr.mean():.4g} (mean; min {arr.min():.4g}, max {arr.max():.4g})"
+
+
 def print_summary(folder) -> None:
     """What a user wants to see at the end of a run."""
     run = folder.read_run()
     meta = run.get("estimator_metadata", {})
+    shape = list(np.shape(run["v_all"]))
+    if shape:
+        size = int(np.prod(shape))
+        click.echo(
+            f"{run['metric_description']} is a vector game: each unit's Shapley mode has shape {shape} "
+            f"(modes.npy); the figures below are means over its {size} elements"
+        )
     click.echo(
-        f"{run['metric_description']}: v(all) = {run['v_all']:.4g}, v(empty) = {run['v_empty']:.4g} "
+        f"{run['metric_description']}: v(all) = {_figure(run['v_all'])}, v(empty) = {_figure(run['v_empty'])} "
         f"on {run['valuation_items']} items; held out: {run['held_out_items']}"
     )
     click.echo(
@@ -36,7 +52,8 @@ def print_summary(folder) -> None:
     label = "units" if run.get("players", "channels") == "channels" else f"players ({run['players']})"
     if run.get("lesion"):
         label += f", lesioned: {', '.join(run['lesion'])}"
-    click.echo(f"top {label} (value [CI]):")
+    what = "mean of the mode [mean of the element intervals]" if shape else "value [CI]"
+    click.echo(f"top {label} ({what}):")
     for row in rows[: min(10, len(rows))]:
         click.echo(
             f"  {row['unit']:<40} {float(row['value']):+.4f} [{float(row['ci_low']):+.4f}, "
@@ -45,8 +62,8 @@ def print_summary(folder) -> None:
     curves = run.get("curves", {})
     if curves:
         click.echo(
-            "removal-curve area (held-out metric, lower = finds what matters faster): "
-            + ", ".join(f"{k} {v:.3f}" for k, v in curves.items())
+            f"removal-curve area (held-out metric{', mean over elements' if shape else ''}, "
+            "lower = finds what matters faster): " + ", ".join(f"{k} {v:.3f}" for k, v in curves.items())
         )
     click.echo(f"run folder: {folder.path}")
 

@@ -36,7 +36,8 @@ def verify(
     placement: str,
     exclude: str | None,
 ) -> None:
-    """Check that MODEL instrumented with all masks at 1 gives the original outputs (exit 1 if not)."""
+    """Check that MODEL instrumented with all masks at 1 gives the original outputs (exit 1 if not; exit 2 when
+    the original's outputs hold NaN or inf on the data, as nothing can then be compared)."""
     from onnxshap.instrumented import instrument
     from onnxshap.runtime.verify import check_invariant, random_inputs
 
@@ -51,9 +52,11 @@ def verify(
         metas = [m for m in inst.evaluator.session.get_inputs() if m.name in names]
         dataset = load_data(data, input_metas=metas)
         feeds = {k: v[:batch] for k, v in dataset.inputs.items()}
+        source = f"{data.name} (first {batch} items)"
     else:
         feeds = random_inputs(inst.evaluator.session, batch=batch, skip=masks)
-    report = check_invariant(inst, feeds)
+        source = "random inputs (give real ones with --data)"
+    report = check_invariant(inst, feeds, source)  # NaN/inf from the original: exit 2 (nothing to compare)
     click.echo(
         f"{inst.n_units} units in {len(inst.units.layers)} layers on {inst.provider}; "
         f"max |diff| {report.max_abs_diff:.3g} ({report.relative_diff:.3g} of output scale); "

@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from onnxshap.audit.runfolder import RunFolder
+from onnxshap.audit.validation import OptionError, is_int, is_real
 from onnxshap.errors import DataError
+
+
+class PolicyError(OptionError):
+    """A policy bound has the wrong type or range, or cannot be checked for this audit."""
 
 
 @dataclass
@@ -25,6 +30,34 @@ class Policy:
     baseline_run: str | None = None  # a previous run folder (e.g. the last model version)
     min_overlap: float | None = None  # |top-k here ∩ top-k there| / k against baseline_run
 
+    def __post_init__(self) -> None:
+        """Types and ranges of every bound (a TOML/JSON file can hold anything): one line for the first bad one."""
+        numbers = {
+            "max_drop": (lambda v: True, "a number"),
+            "min_value": (lambda v: True, "a number"),
+            "max_gap": (lambda v: 0 <= v <= 1, "a number in [0, 1] (an accuracy gap)"),
+            "min_overlap": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+        }
+        for name, (in_range, want) in numbers.items():
+            value = getattr(self, name)
+            if value is not None and not (is_real(value) and in_range(value)):
+                raise PolicyError(f"policy {name} must be {want}, got {value!r}")
+        if not (is_int(self.drop_k) and self.drop_k >= 1):
+            raise PolicyError(f"policy drop_k must be an integer >= 1, got {self.drop_k!r}")
+        if self.baseline_run is not None and not isinstance(self.baseline_run, str | os.PathLike):
+            raise PolicyError(f"policy baseline_run must be a run folder path, got {self.baseline_run!r}")
+
+    def check_for(self, metric: str) -> None:
+        """Refuse, before any audit, bounds that cannot be checked for `metric` or lack what they compare with."""
+        if self.max_gap is not None and metric != "fairness":
+            raise PolicyError(f"the max_gap policy needs --metric fairness (the gap), not {metric!r}")
+        if self.min_overlap is not None:
+            if not self.baseline_run:
+                raise PolicyError("the min_overlap policy needs a baseline run folder (--baseline-run)")
+            base = RunFolder(self.baseline_run).read_run()
+            if base.get("status") != "finished":
+                raise PolicyError(f"baseline run {self.baseline_run} is not finished")
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Policy:
         """From a .toml or .json file with the field names above (a [policy] table is also accepted)."""
@@ -35,12 +68,18 @@ class Policy:
             data = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
         except (ValueError, tomllib.TOMLDecodeError) as exc:
             raise DataError(f"cannot read policy file {p.name}: {exc}") from None
-        data = data.get("policy", data)
+        if isinstance(data, dict):
+            data = data.get("policy", data)
+        if not isinstance(data, dict):
+            raise DataError(f"policy file {p.name} must hold a table of bounds, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise DataError(f"unknown policy key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except PolicyError as exc:
+            raise PolicyError(f"{p.name}: {exc}") from None
 
     def merged(self, **overrides) -> Policy:
         """This policy with the options that were given on the command line."""

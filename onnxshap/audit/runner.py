@@ -13,6 +13,7 @@ import numpy as np
 
 from onnxshap.audit.curves import area, random_curve, removal_curve, removal_steps
 from onnxshap.audit.runfolder import RunFolder, RunFolderError
+from onnxshap.audit.validation import resolve_top_k, validate_config
 from onnxshap.errors import DataError
 
 DEFAULT_EVALS_PER_UNIT = 100
@@ -32,7 +33,7 @@ class AuditConfig:
     out: Path = Path("runs/latest")
     metric: str = "accuracy"
     estimator: str = "tmab"
-    top_k: int = 30
+    top_k: int | None = None  # None: 30, capped at the number of units - 1
     seed: int = 0
     max_evals: int | None = None
     max_seconds: float | None = None
@@ -103,8 +104,13 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder, means: np.ndarray | 
 
     With ``--removal mean`` the model is re-instrumented with each unit's mean activation on the valuation
     split (``means`` when given: a finished run's record), and that model is the returned ``inst``."""
+    from onnxshap.audit.data_checks import check_audit_data, output_item_shape
     from onnxshap.games.onnx_game import OnnxGame
+    from onnxshap.metrics import get_metric
 
+    metric = get_metric(cfg.metric)
+    shape = output_item_shape(inst, data, cfg.output)
+    check_audit_data(metric, data, shape)  # every label and group, before the split, attack or estimate
     valuation, held_out = data.split(cfg.split, seed=cfg.seed) if cfg.split > 0 else (data, None)
     if cfg.metric in ADVERSARIAL_METRICS:
         if cfg.adversarial_data is not None:
@@ -112,14 +118,15 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder, means: np.ndarray | 
 
             metas = [m for m in inst.evaluator.session.get_inputs() if m.name in inst.input_names]
             adv = load_data(cfg.adversarial_data, input_metas=metas, spec=cfg.spec, **cfg.preprocess)
+            check_audit_data(metric, adv, shape)
             valuation, held_out = adv.split(cfg.split, seed=cfg.seed) if cfg.split > 0 else (adv, None)
         else:
             from onnxshap.attacks import DEFAULT_EPS, DEFAULT_MAX_QUERIES
             from onnxshap.attacks.examples import adversarial_dataset
 
             kw = {
-                "eps": cfg.eps or DEFAULT_EPS,
-                "max_queries": cfg.queries or DEFAULT_MAX_QUERIES,
+                "eps": DEFAULT_EPS if cfg.eps is None else cfg.eps,
+                "max_queries": DEFAULT_MAX_QUERIES if cfg.queries is None else cfg.queries,
                 "seed": cfg.seed,
                 "cache_dir": folder.path / "adversarial",
                 "output": cfg.output,
@@ -134,14 +141,17 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder, means: np.ndarray | 
         valuation.inputs,
         valuation.labels,
         valuation.groups,
-        metric=cfg.metric,
+        metric=metric,
         output=cfg.output,
         fast=cfg.fast_path,
         stack=cfg.stack,
     )
-    check = (
-        game.with_data(held_out.inputs, held_out.labels, held_out.groups) if held_out is not None else game
-    )
+    check = game
+    if held_out is not None:
+        try:
+            check = game.with_data(held_out.inputs, held_out.labels, held_out.groups)
+        except DataError as exc:
+            raise DataError(f"held-out split: {exc}") from None
     return game, check, valuation, held_out, inst
 
 
@@ -331,6 +341,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     run.json is written, a run that stops early records it there: status "interrupted" (KeyboardInterrupt,
     SIGTERM) or "failed" with the error; its checkpoint, if any, can be resumed.
     """
+    validate_config(cfg)
     _check_backend(cfg)
     check_players(cfg)
     folder = RunFolder(cfg.out)
@@ -384,6 +395,8 @@ def _audit(cfg: AuditConfig, folder: RunFolder) -> None:
         raise DataError(
             f"only {n_players} player: nothing to rank (use --estimator exact or other --players)"
         )
+    resolve_top_k(cfg.top_k, n_players)  # refused here, before any work
+    unit_game.check_draw_size(_estimator_params(cfg).get("images"))  # before any estimate
     run_info = {
         "status": "running",
         "model": str(cfg.model),
@@ -432,7 +445,7 @@ def _estimate_and_record(
 ) -> None:
     from onnxshap.estimators import estimate
 
-    top_k = min(cfg.top_k, players.n_players - 1) if cfg.top_k else None
+    top_k = resolve_top_k(cfg.top_k, players.n_players)
     max_evals = _max_evals(cfg, players.n_players)
     result = estimate(
         game,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from onnxshap.data.strata import strata_of, stratified_pick
 from onnxshap.errors import DataError
 
 if TYPE_CHECKING:
@@ -158,7 +159,9 @@ class Dataset:
 
         The holdout gets round(holdout * N) items (at least 1 and at most N - 1 when holdout > 0 and N >= 2).
         With `stratify` and labels, every label (and label x group, when there are groups) is split in the same
-        proportion (largest-remainder rounding). Both parts keep the original item order.
+        proportion (largest-remainder rounding). Both parts keep the original item order. Copies of one item
+        (the same name, e.g. a file listed twice in labels.csv) always land in the same part: N then counts
+        distinct names.
         """
         if (
             isinstance(holdout, bool)
@@ -167,24 +170,31 @@ class Dataset:
             or not 0 <= holdout < 1
         ):
             raise DataError(f"the held-out fraction must be in [0, 1) (e.g. 0.5), got {holdout!r}")
-        n = len(self)
+        first, copy_of = self._distinct()
+        n = len(first)
         k = 0 if holdout == 0 or n < 2 else min(max(math.floor(holdout * n + 0.5), 1), n - 1)
         rng = np.random.default_rng(seed)
-        if stratify and self.labels is not None and self.labels.ndim == 1:  # not label sequences
-            held = _stratified_pick(self._strata(), k, rng)
+        strata = strata_of(self.labels, self.groups) if stratify and self.labels is not None else None
+        if strata is not None:
+            held = stratified_pick(strata[first], k, rng)
         else:
             held = rng.choice(n, size=k, replace=False)
         mask = np.zeros(n, dtype=bool)
         mask[held] = True
+        mask = mask[copy_of]
         return self.subset(~mask), self.subset(mask)
 
-    def _strata(self) -> np.ndarray:
-        assert self.labels is not None
-        if self.groups is None:
-            return np.unique(self.labels, return_inverse=True)[1]
-        g = np.unique(self.groups, return_inverse=True)[1]
-        pairs = np.stack([self.labels, g.astype(np.int64)], axis=1)
-        return np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1)
+    def _distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first item of each distinct name in item order, distinct index of every item); identity without
+        names or repeats."""
+        n = len(self)
+        if self.names is None or len(set(self.names)) == n:
+            return np.arange(n), np.arange(n)
+        _, first, inverse = np.unique(np.asarray(self.names), return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return first[order], rank[inverse.reshape(-1)]
 
     def sample(self, rng: np.random.Generator | int | None, size: int) -> Dataset:
         """`size` random items without replacement (kept in item order); all items if size >= N."""
@@ -233,16 +243,3 @@ class Dataset:
         shapes = ", ".join(f"{k}={list(v.shape)}:{v.dtype.name}" for k, v in self.inputs.items())
         extras = [w for w, v in (("labels", self.labels), ("groups", self.groups)) if v is not None]
         return f"Dataset({self.source!r}, {len(self)} items, {shapes}{', ' if extras else ''}{', '.join(extras)})"
-
-
-def _stratified_pick(strata: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k indices, spread over strata in proportion to their sizes (largest remainder), random within each."""
-    counts = np.bincount(strata)
-    quota = k * counts / counts.sum()
-    take = np.floor(quota).astype(np.int64)
-    left = k - int(take.sum())
-    if left:
-        order = np.argsort(-(quota - take), kind="stable")
-        take[order[:left]] += 1
-    picked = [rng.permutation(np.flatnonzero(strata == s))[:t] for s, t in enumerate(take) if t]
-    return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)

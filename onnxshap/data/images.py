@@ -6,17 +6,23 @@
   other columns are ignored, order is free (`file,label,group`, `label,file`, ...);
 - without a header (the first row has no cell named `file`): columns are `file,label[,group]` by position.
 
-Files are relative to the folder (subfolders allowed). Labels are non-negative integers. Group ids become int64
-when every one is an integer, else strings. A folder without `labels.csv` is read as unlabeled: every image file
-directly in it, sorted by name.
+Files are relative to the folder (subfolders allowed); absolute paths and `..` are refused, so a labels.csv
+cannot read files outside its folder (symbolic links inside the folder are followed: whoever placed them chose
+their target). `./a.png` and `a.png` name the same file. A file listed more than once with the same label and
+group is kept as listed (one warning with the count; `Dataset.split` keeps its copies in one split); listed with
+two labels or two groups, it is refused. Labels are non-negative integers. Group ids become int64 when every one
+is an integer, else strings. A folder without `labels.csv` is read as unlabeled: every image file directly in
+it, sorted by name.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -30,6 +36,7 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
 _INT = re.compile(r"[+-]?[0-9]+")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,7 @@ def read_labels_csv(path: str | Path) -> list[LabelRow]:
         if len(cells) < needed or (width is not None and len(cells) != width):
             want = width or needed
             raise DataError(f"{where} line {line}: expected {want} column(s), got {len(cells)}")
-        file = cells[col_file]
-        if not file:
-            raise DataError(f"{where} line {line}: empty file name")
+        file = _inside_folder(cells[col_file], where, line)
         label = None
         if col_label is not None:
             text = cells[col_label]
@@ -96,7 +101,47 @@ def read_labels_csv(path: str | Path) -> list[LabelRow]:
             if not group:
                 raise DataError(f"{where} line {line}: empty group for {file!r}")
         out.append(LabelRow(file, label, group, line))
+    _check_repeats(out, where)
     return out
+
+
+def _inside_folder(file: str, where: str, line: int) -> str:
+    """The file name of a labels.csv row, normalised (`./a.png` -> `a.png`); absolute paths and `..` refused."""
+    if not file:
+        raise DataError(f"{where} line {line}: empty file name")
+    path = PurePosixPath(file)
+    if path.is_absolute() or ".." in path.parts:
+        raise DataError(
+            f"{where} line {line}: {file!r} points outside the image folder (absolute or '..'); files must lie "
+            "inside it (a symbolic link inside the folder may point elsewhere)"
+        )
+    return str(path)
+
+
+def _check_repeats(rows: list[LabelRow], where: str) -> None:
+    """Refuse a file listed with two labels or two groups; warn once (with a count) about repeated rows."""
+    first: dict[str, LabelRow] = {}
+    repeats = 0
+    for row in rows:
+        seen = first.setdefault(row.file, row)
+        if seen is row:
+            continue
+        for what, a, b in (("labels", seen.label, row.label), ("groups", seen.group, row.group)):
+            if a != b:
+                raise DataError(
+                    f"{where} lines {seen.line} and {row.line} give {row.file!r} two {what} ({a} and {b}); "
+                    "a file has one"
+                )
+        repeats += 1
+    if repeats:
+        files = sum(1 for n in Counter(r.file for r in rows).values() if n > 1)
+        log.warning(
+            "%s: %d row(s) list again a file already listed with the same label and group (%d file(s)); kept as "
+            "listed, and all copies of a file land in the same split",
+            where,
+            repeats,
+            files,
+        )
 
 
 def _groups_array(values: list[str]) -> np.ndarray:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 
 import numpy as np
 
+from onnxshap.data.strata import cell_values, strata_of, stratified_draw
 from onnxshap.errors import DataError
 from onnxshap.games.base import Game
 from onnxshap.metrics import Metric, get_metric
@@ -60,6 +62,7 @@ class OnnxGame(Game):
         self._bound = None
         if _item_shape is None:
             reference = self._outputs(np.ones((1, inst.n_units), bool))[0]
+            self.metric.check_data(self.labels, self.groups, tuple(reference.shape[1:]))
             self.metric.prepare(reference, self.labels, self.groups)
             _item_shape = tuple(reference.shape[1:])
         self.item_shape = tuple(_item_shape)
@@ -126,7 +129,13 @@ class OnnxGame(Game):
         labels: np.ndarray | None,
         groups: np.ndarray | None,
     ) -> OnnxGame:
-        """The same model and (already prepared) metric on other items, e.g. the held-out split."""
+        """The same model and (already prepared) metric on other items, e.g. the held-out split (checked by
+        the metric first: labels of the model's classes, the groups it fixed present, ...)."""
+        self.metric.check_data(
+            None if labels is None else np.asarray(labels),
+            None if groups is None else np.asarray(groups),
+            self.item_shape,
+        )
         return OnnxGame(
             self.inst,
             inputs,
@@ -139,11 +148,49 @@ class OnnxGame(Game):
             _item_shape=self.item_shape,
         )
 
+    @cached_property
+    def draw_strata(self) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """(stratum of each item: label x group, None without either; per stratum, its class and its group)."""
+        strata = strata_of(self.labels, self.groups)
+        covers: dict[str, np.ndarray] = {}
+        for attr, values in (("labels", self.labels), ("groups", self.groups)):
+            if strata is not None and values is not None and np.asarray(values).ndim == 1:
+                covers[attr] = cell_values(strata, values)
+        return strata, covers
+
+    def min_draw_size(self) -> int:
+        """Smallest batch `subgame` accepts: one item of each class / group the metric needs in every batch."""
+        _, covers = self.draw_strata
+        return max([int(covers[a].max()) + 1 for a in self.metric.batch_needs if a in covers], default=1)
+
+    def check_draw_size(self, size: int | None) -> None:
+        """DataError unless batches of `size` items can hold what the metric needs (call it before any work)."""
+        need = self.min_draw_size()
+        if size is not None and size < min(need, self.n_items):
+            what = " and ".join("class" if a == "labels" else "group" for a in self.metric.batch_needs)
+            raise DataError(
+                f"{self.metric.name} needs every {what} of its data in each drawn batch: {need} of them, "
+                f"so draw at least {need} items per permutation (--images {need}), not {size}"
+            )
+
     def subgame(self, rng: np.random.Generator, size: int | None) -> OnnxGame:
-        """The same model and metric on `size` items drawn without replacement (all items if size >= N)."""
+        """The same model and metric on `size` items drawn without replacement (all items if size >= N).
+
+        The draw is stratified by label x group like the held-out split: each stratum gets its share of the
+        batch on average, and every class and every group of the data at least one item whenever `size`
+        allows it (the metric's needs first: per-class needs every class, fairness every group; a batch too
+        small for them is refused, see `check_draw_size`). Unlabelled data without groups: a plain draw.
+        """
         if size is None or size >= self.n_items:
             return self
-        idx = np.sort(rng.choice(self.n_items, size=size, replace=False))
+        strata, covers = self.draw_strata
+        if strata is None:
+            idx = np.sort(rng.choice(self.n_items, size=size, replace=False))
+        else:
+            self.check_draw_size(size)
+            order = [a for a in self.metric.batch_needs if a in covers]
+            order += [a for a in covers if a not in order]
+            idx = stratified_draw(strata, size, rng, [covers[a] for a in order])
         return OnnxGame(
             self.inst,
             {k: v[idx] for k, v in self.inputs.items()},

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxshap.metrics.base import Metric, check_label_range, class_scores, predicted_classes
+from onnxshap.metrics.base import ClassMetric, class_scores, predicted_classes
 
 
-class AttackSuccess(Metric):
+class AttackSuccess(ClassMetric):
     """Share of adversarial examples that fool the network (untargeted: prediction != true label;
     targeted: prediction == target). The game's data are the adversarial examples themselves, so filters
     with a large value are the ones the attack exploits; removing them lowers the success rate."""
@@ -21,7 +21,6 @@ class AttackSuccess(Metric):
 
     def prepare(self, reference, labels, groups) -> None:
         classes = class_scores(reference[None]).shape[-1]
-        check_label_range(self.check_labels(labels), classes)
         self.chance = 1.0 / classes if self.targets is not None else 1.0 - 1.0 / classes
 
     def __call__(self, outputs, labels, groups):

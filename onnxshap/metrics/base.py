@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
 from onnxshap.errors import DataError
+
+
+def default_item_name(index: int) -> str:
+    """How messages name an item when nothing better is known."""
+    return f"item {index}"
 
 
 class Metric(ABC):
@@ -26,6 +32,10 @@ class Metric(ABC):
     # What the metric reads of the outputs, so a game may compute it inside the graph and copy out only
     # that: "argmax" (predicted classes [m, N]) or "mean-items" (the mean over items [m, *item shape]).
     reduction: str | None = None
+    # What a value is undefined without: "labels" when a batch must hold every class of the data (per-class),
+    # "groups" every group (fairness). Drawn batches always try to (onnxshap.data.strata); for these a batch
+    # too small to hold one item of each is refused.
+    batch_needs: tuple[str, ...] = ()
 
     def prepare(self, reference: np.ndarray, labels: np.ndarray | None, groups: np.ndarray | None) -> None:
         """Fix anything the metric learns from the full model's outputs [N, ...] (called once per game)."""
@@ -52,6 +62,60 @@ class Metric(ABC):
             raise DataError(f"metric {self.name!r} needs labels; the data has none")
         return np.asarray(labels)
 
+    def check_data(
+        self,
+        labels: np.ndarray | None,
+        groups: np.ndarray | None,
+        output_shape: tuple[int, ...],
+        item_name: Callable[[int], str] = default_item_name,
+    ) -> None:
+        """DataError (one line) unless `labels` and `groups` suit this metric on the model output it reads,
+        whose items have shape `output_shape` (e.g. (10,) for 10 class scores).
+
+        Called on all the data before any work (the audit probes the output shape with one item), again by a
+        game on its valuation data before `prepare`, and on other data (the held-out split) after it, so a
+        prepared metric may also check what it fixed (e.g. the two groups of a fairness gap). `item_name(i)`
+        names item i in messages. Metrics that read other kinds of labels override it.
+        """
+        if self.needs_labels:
+            self.check_labels(labels)
+
+
+class ClassMetric(Metric):
+    """A metric that reads one class id per item against a classification output [N, K] (or [N, K, 1, ...])."""
+
+    def check_data(self, labels, groups, output_shape, item_name=default_item_name) -> None:
+        check_class_labels(self.check_labels(labels), num_classes(output_shape), item_name)
+
+
+def num_classes(output_shape: tuple[int, ...]) -> int:
+    """K from the per-item shape of a classification output: (K,) or (K, 1, ...)."""
+    shape = tuple(output_shape)
+    if not shape or int(np.prod(shape[1:], dtype=np.int64)) != 1:
+        raise DataError(
+            f"a classification metric needs outputs [N, classes]; got per-item shape {list(shape)} "
+            "(choose another output or metric)"
+        )
+    return int(shape[0])
+
+
+def check_class_labels(
+    labels: np.ndarray, classes: int, item_name: Callable[[int], str] = default_item_name
+) -> None:
+    """Labels must be one integer class id in [0, classes) per item: one line naming the first bad item."""
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise DataError(f"this metric reads one class id per item; the labels have shape {list(y.shape)}")
+    if not (np.issubdtype(y.dtype, np.integer) and y.dtype != np.bool_):
+        raise DataError(f"labels must be integer class ids, got {y.dtype}")
+    bad = np.flatnonzero((y < 0) | (y >= classes))
+    if bad.size:
+        more = f"; {bad.size} labels are out of range" if bad.size > 1 else ""
+        raise DataError(
+            f"label {int(y[bad[0]])} of {item_name(int(bad[0]))} is not a class of this model "
+            f"(its output has {classes} classes: 0..{classes - 1}){more}"
+        )
+
 
 def class_scores(outputs: np.ndarray) -> np.ndarray:
     """Classification scores [m, N, K] from outputs [m, N, K, 1, 1, ...] or [m, N, K]."""
@@ -76,16 +140,5 @@ def predicted_classes(outputs: np.ndarray) -> np.ndarray:
 
 
 def check_label_range(labels: np.ndarray, num_classes: int) -> None:
-    """Labels must be integer classes of the model, one per item."""
-    if labels.ndim != 1:
-        raise DataError(
-            f"labels must be one class per item, got shape {list(labels.shape)} (one-hot? save y.argmax(1); "
-            "label sequences are for the ctc metrics)"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"labels must be integer classes, got {labels.dtype}")
-    bad = (labels < 0) | (labels >= num_classes)
-    if bad.any():
-        raise DataError(
-            f"label {int(labels[bad][0])} is not a class of this model (it outputs {num_classes} classes)"
-        )
+    """Labels must be integer classes of the model (see `check_class_labels`)."""
+    check_class_labels(labels, num_classes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxshap.errors import DataError
-from onnxshap.metrics.base import Metric, check_label_range, class_scores, predicted_classes
+from onnxshap.metrics.base import ClassMetric, class_scores, default_item_name, num_classes, predicted_classes
 
 MIN_PROBABILITY = 1e-4  # log-probabilities are clipped here so the loss game has a finite range
 
@@ -23,7 +23,7 @@ def looks_like_probabilities(scores: np.ndarray) -> bool:
     return bool(np.allclose(scores.sum(axis=-1), 1.0, atol=1e-3))
 
 
-class Accuracy(Metric):
+class Accuracy(ClassMetric):
     """Top-1 accuracy (the value game of Neuron Shapley's main experiments)."""
 
     name = "accuracy"
@@ -37,14 +37,13 @@ class Accuracy(Metric):
         scores = class_scores(reference[None])
         self.num_classes = scores.shape[-1]
         self.chance = 1.0 / self.num_classes
-        check_label_range(self.check_labels(labels), self.num_classes)
 
     def __call__(self, outputs, labels, groups):
         y = self.check_labels(labels)
         return (predicted_classes(outputs) == y[None, :]).mean(axis=1)
 
 
-class LogProbability(Metric):
+class LogProbability(ClassMetric):
     """Mean log-probability of the true class; logits or probabilities (decided on the full model's outputs)."""
 
     name = "loss"
@@ -57,7 +56,6 @@ class LogProbability(Metric):
         scores = class_scores(reference[None])[0]
         self.assumed = "probabilities" if looks_like_probabilities(scores) else "logits"
         self.chance = float(np.log(1.0 / scores.shape[-1]))
-        check_label_range(self.check_labels(labels), scores.shape[-1])
 
     def __call__(self, outputs, labels, groups):
         y = self.check_labels(labels)
@@ -75,15 +73,11 @@ class LogProbability(Metric):
         return f"loss (mean log-probability of the true class; outputs read as {self.assumed or 'undecided'})"
 
 
-class TrueLogit(Metric):
+class TrueLogit(ClassMetric):
     """Mean logit of the true class; unbounded, so the estimators derive R from the observed values."""
 
     name = "logit"
     value_range = None
-
-    def prepare(self, reference, labels, groups) -> None:
-        scores = class_scores(reference[None])[0]
-        check_label_range(self.check_labels(labels), scores.shape[-1])
 
     def __call__(self, outputs, labels, groups):
         y = self.check_labels(labels)
@@ -93,7 +87,7 @@ class TrueLogit(Metric):
         )
 
 
-class OneVsRest(Metric):
+class OneVsRest(ClassMetric):
     """One-vs-rest accuracy for class c: an item is right when (predicted == c) equals (label == c)."""
 
     reduction = "argmax"
@@ -102,10 +96,13 @@ class OneVsRest(Metric):
         self.target = int(target)
         self.name = f"class:{self.target}"
 
+    def check_data(self, labels, groups, output_shape, item_name=default_item_name) -> None:
+        classes = num_classes(output_shape)
+        if not 0 <= self.target < classes:
+            raise DataError(f"class {self.target} is not a class of this model ({classes} classes)")
+        super().check_data(labels, groups, output_shape, item_name)
+
     def prepare(self, reference, labels, groups) -> None:
-        scores = class_scores(reference[None])[0]
-        if not 0 <= self.target < scores.shape[-1]:
-            raise DataError(f"class {self.target} is not a class of this model ({scores.shape[-1]} classes)")
         y = self.check_labels(labels)
         # With every unit removed the network predicts one constant class; if that is not c the value is
         # the share of items that are not c.

@@ -5,20 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from onnxshap.errors import DataError
-from onnxshap.metrics.base import Metric, check_label_range, class_scores, predicted_classes
+from onnxshap.metrics.base import ClassMetric, Metric, class_scores, predicted_classes
 
 
-class PerClassAccuracy(Metric):
+class PerClassAccuracy(ClassMetric):
     """Accuracy (recall) of each class: a vector [K] per coalition."""
 
     name = "per-class"
     reduction = "argmax"
     value_range = 1.0
+    batch_needs = ("labels",)
 
     def prepare(self, reference, labels, groups) -> None:
         classes = class_scores(reference[None]).shape[-1]
-        y = self.check_labels(labels)
-        check_label_range(y, classes)
         self.classes = classes
         self.value_shape = (classes,)
         self.chance = 1.0 / classes
@@ -29,7 +28,8 @@ class PerClassAccuracy(Metric):
         out = np.zeros((len(outputs), self.classes))
         for c in range(self.classes):
             sel = y == c
-            # A batch without class c has no recall for it: report the full-data convention of 0 weight.
+            # A class with no item has no recall: 0, a constant (so its modes are 0). Drawn batches hold every
+            # class of the data they are drawn from, so this only happens for classes absent from the data.
             out[:, c] = correct[:, sel].mean(axis=1) if sel.any() else 0.0
         return out
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from onnxshap.errors import DataError
 from onnxshap.runtime.evaluator import _ORT_TO_NUMPY
 
 
@@ -60,19 +61,44 @@ def random_inputs(
 
 
 def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Max |a - b|; inf when shapes differ or a value is NaN / inf in one array and not the same in the other."""
     if a.shape != b.shape:
         return float("inf")
     if not np.issubdtype(a.dtype, np.number):
         return float(np.any(a != b))
-    both_nan = np.isnan(a) & np.isnan(b) if np.issubdtype(a.dtype, np.floating) else False
-    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    diff = np.where(both_nan, 0.0, diff)
-    return float(np.nanmax(diff)) if diff.size else 0.0
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(a64 - b64))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    return float(diff.max()) if diff.size else 0.0
 
 
-def check_invariant(inst, inputs: Mapping[str, np.ndarray] | np.ndarray) -> InvariantReport:
-    """Compare the instrumented model (masks at 1, then at 0) with the original on the same inputs."""
+def _check_finite(outputs: Mapping[str, np.ndarray], source: str) -> None:
+    """DataError naming the first output and item holding NaN or inf: nothing to compare against."""
+    for name, out in outputs.items():
+        if not np.issubdtype(out.dtype, np.floating) or np.isfinite(out).all():
+            continue
+        flat = out.reshape(len(out), -1) if out.ndim else out.reshape(1, 1)
+        item = int(np.flatnonzero(~np.isfinite(flat).all(axis=1))[0])
+        what = "NaN" if np.isnan(flat[item]).any() else "inf"
+        raise DataError(
+            f"the original model outputs {what} in {name!r} for item {item} of {source}: verify needs finite "
+            "outputs to compare (check the data and its preprocessing)"
+        )
+
+
+def check_invariant(
+    inst, inputs: Mapping[str, np.ndarray] | np.ndarray, source: str = "the inputs"
+) -> InvariantReport:
+    """Compare the instrumented model (masks at 1, then at 0) with the original on the same inputs.
+
+    A DataError when the original's outputs hold NaN or inf (`source` names the inputs in the message):
+    such outputs cannot show whether the masks keep the model. NaN or inf in the instrumented model's
+    outputs where the original has a number counts as an infinite difference.
+    """
     reference = inst.run_original(inputs)
+    _check_finite(reference, source)
     names = list(reference)
     n = inst.n_units
     both = inst.evaluate(np.stack([np.ones(n, bool), np.zeros(n, bool)]), inputs, outputs=names, stack=1)
@@ -81,6 +107,6 @@ def check_invariant(inst, inputs: Mapping[str, np.ndarray] | np.ndarray) -> Inva
         ref = reference[name]
         max_diff = max(max_diff, _max_diff(both[name][0], ref))
         if np.issubdtype(ref.dtype, np.number) and ref.size:
-            scale = max(scale, float(np.nanmax(np.abs(ref.astype(np.float64)))))
+            scale = max(scale, float(np.max(np.abs(ref.astype(np.float64)))))
         changed = changed or _max_diff(both[name][1], ref) > 0
     return InvariantReport(max_diff, scale, changed, names)
