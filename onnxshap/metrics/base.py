@@ -105,7 +105,10 @@ def check_class_labels(
     """Labels must be one integer class id in [0, classes) per item: one line naming the first bad item."""
     y = np.asarray(labels)
     if y.ndim != 1:
-        raise DataError(f"this metric reads one class id per item; the labels have shape {list(y.shape)}")
+        raise DataError(
+            f"this metric reads one class id per item; the labels have shape {list(y.shape)} (one-hot? save "
+            "y.argmax(1); label sequences are for the ctc metrics)"
+        )
     if not (np.issubdtype(y.dtype, np.integer) and y.dtype != np.bool_):
         raise DataError(f"labels must be integer class ids, got {y.dtype}")
     bad = np.flatnonzero((y < 0) | (y >= classes))

@@ -168,7 +168,7 @@ def test_outputs_must_be_sequences_and_classification_refuses_sequences():
     with pytest.raises(DataError, match="needs labels"):
         SequenceExactMatch().prepare(np.zeros((3, 4, 6), np.float32), None, None)
     with pytest.raises(DataError, match="label sequences are for the ctc metrics"):
-        Accuracy().prepare(np.zeros((3, 10), np.float32), np.ones((3, 2), np.int64), None)
+        Accuracy().check_data(np.ones((3, 2), np.int64), None, (10,))
     # One character per line may come as a 1-D array.
     metric = SequenceExactMatch()
     metric.prepare(np.zeros((3, 4, 6), np.float32), np.array([1, 2, 3]), None)
