@@ -157,9 +157,13 @@ def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None,
 
 
 def _curves(cfg: AuditConfig, inst, game, check, valuation, result) -> dict[str, Any]:
-    from onnxshap.estimators import estimate
+    from onnxshap.games.loo import loo_values, remember_loo
     from onnxshap.graph.weights import weight_norms
+    from onnxshap.results import scalar_summary
     from onnxshap.runtime.activations import mean_activations
+
+    if cfg.estimator == "loo":
+        remember_loo(game, result.values)  # a loo run's own values are its leave-one-out baseline
 
     steps = removal_steps(inst.n_units, cfg.top_k)
     scores = result.scores
@@ -168,8 +172,8 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result) -> dict[str,
         "negative": np.argsort(scores, kind="stable"),
     }
     if cfg.baselines:
-        loo = estimate(game, method="loo", seed=cfg.seed, progress=False)
-        rankings["loo"] = np.argsort(-loo.scores, kind="stable")
+        loo = scalar_summary(loo_values(game))  # computed once per game
+        rankings["loo"] = np.argsort(-loo, kind="stable")
         activation = np.nan_to_num(mean_activations(inst, valuation.inputs), nan=-np.inf)
         rankings["activation"] = np.argsort(-activation, kind="stable")
         weights = np.nan_to_num(weight_norms(inst.source, inst.units), nan=-np.inf)

@@ -1,0 +1,153 @@
+"""Leave-one-out at the cost it should have: LOO of PP-OCR cls vs as many forward passes of the original.
+
+    python -m bench.loo [--images 200] [--threads 2] [--check 8] [--verbose]
+
+The model is rapidocr's PP-OCR text-direction classifier (3,146 conv filters in 53 layers,
+``models.thirdparty.fetch("ppocr_cls")``), valued on ``--images`` rendered text lines
+(``models.textlines``, accuracy). Two things are timed side by side, interleaved layer by layer so that
+a load change on a shared machine hits both alike:
+
+* the leave-one-out values of every filter, as ``estimate(game, method="loo")`` computes them
+  (``OnnxGame.leave_one_out``: per layer, the graph cut at that layer's mask, the prefix run once, each
+  filter of the layer valued on the suffix), including v(all), building each layer's sessions and running
+  its prefix;
+* for each layer, as many forward passes of the original (uninstrumented) model on the same items as the
+  layer has filters: 3,146 in all.
+
+Their ratio is the figure of issue 13 (target <= 0.7). The floor printed next to it is what a perfect
+per-layer cut would cost: per filter, the FLOPs of the nodes its layer's mask feeds, averaged over filters,
+over the model's FLOPs (convolutions and matrix products; ``onnxshap.graph.flops``). ``--check N`` values
+N random filters again on the game's normal path (one evaluation of the whole coalition each) and says
+whether the values are equal. Timings depend on the machine's load: the load averages are printed before
+and after; on a shared machine run it twice and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.textlines import make_dataset
+from models.thirdparty import FetchError, fetch
+from onnxshap import instrument
+from onnxshap.games.base import Game
+from onnxshap.games.onnx_game import OnnxGame
+from onnxshap.graph.flops import flops_after
+
+SEED = 0
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def flops_floor(inst, item_shape: tuple[int, ...]) -> tuple[float, float]:
+    """(FLOPs of one item through the model, the unit-averaged share after each unit's layer's mask)."""
+    total, after = flops_after(inst.model, inst.units.layers, {inst.input_names[0]: (1, *item_shape)})
+    per_unit = [after[la.layer] for la in inst.units.layers for _ in range(la.channels)]
+    return total, float(np.mean(per_unit)) / total
+
+
+def measure(game: OnnxGame, inst, x: np.ndarray, verbose: bool = False) -> dict[str, float]:
+    """Seconds of leave-one-out (all units) and of as many original forward passes, interleaved by layer."""
+    t0 = time.perf_counter()
+    _ = game.v_all
+    loo = time.perf_counter() - t0
+    inst.run_original(x)  # warm-up of the original model's session (not counted)
+    forward = 0.0
+    setup = 0.0
+    values = np.full(game.n_players, np.nan)
+    for li, layer in enumerate(inst.units.layers):
+        players = np.arange(layer.offset, layer.offset + layer.channels)
+
+        def run_loo(li=li, players=players) -> tuple[float, float]:
+            t0 = time.perf_counter()
+            game._loo_bound(li)  # cut, sessions, prefix run (what leave_one_out does first)
+            t1 = time.perf_counter()
+            values[players] = game.leave_one_out(players)
+            return time.perf_counter() - t0, t1 - t0
+
+        def run_forward(n=layer.channels) -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                inst.run_original(x)
+            return time.perf_counter() - t0
+
+        if li % 2 == 0:  # alternate which side goes first
+            (t_loo, t_setup), t_fwd = run_loo(), run_forward()
+        else:
+            t_fwd = run_forward()
+            t_loo, t_setup = run_loo()
+        loo += t_loo
+        setup += t_setup
+        forward += t_fwd
+        if verbose:
+            print(
+                f"  {layer.layer:12s} {layer.channels:4d} filters  loo {t_loo:7.2f} s (setup {t_setup:5.2f})  "
+                f"forward {t_fwd:7.2f} s  ratio {t_loo / t_fwd:5.2f}",
+                flush=True,
+            )
+    return {"loo": loo, "forward": forward, "setup": setup, "values": values}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200, help="rendered text lines valuing the game")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--check", type=int, default=8, help="filters re-valued on the normal path")
+    parser.add_argument("--verbose", action="store_true", help="one line per layer")
+    args = parser.parse_args(argv)
+    try:
+        path = fetch("ppocr_cls")
+    except FetchError as exc:
+        print(f"cannot fetch PP-OCR cls: {exc}", file=sys.stderr)
+        return 2
+    data = make_dataset(args.images, seed=SEED)
+    inst = instrument(path, provider="cpu", threads=args.threads)
+    game = OnnxGame(inst, data.x, data.labels, metric="accuracy")
+    total, floor = flops_floor(inst, data.x.shape[1:])
+    print(
+        f"model       ppocr_cls: {inst.n_units} filters in {len(inst.units.layers)} layers, cpu, "
+        f"{args.threads} threads"
+    )
+    print(f"data        {len(data)} rendered lines, input {list(data.x.shape)}")
+    print(
+        f"FLOPs       {total / 1e6:.1f} MFLOPs per line (conv + matmul); floor of a per-layer cut {floor:.3f}"
+    )
+    print(f"load avg    {_load()} (1/5/15 min) on {os.cpu_count()} CPUs before", flush=True)
+    res = measure(game, inst, data.x, verbose=args.verbose)
+    ratio = res["loo"] / res["forward"]
+    print(f"load avg    {_load()} after")
+    print(
+        f"leave-one-out  {res['loo']:8.1f} s  ({inst.n_units} filters + v(all); layer setup "
+        f"{res['setup']:.1f} s of it)"
+    )
+    print(f"forward passes {res['forward']:8.1f} s  ({inst.n_units} runs of the original model)")
+    print(f"ratio          {ratio:8.3f}  (target <= 0.7; FLOPs floor {floor:.3f})")
+    if args.check:
+        rng = np.random.default_rng(SEED)
+        units = np.sort(rng.choice(inst.n_units, size=min(args.check, inst.n_units), replace=False))
+        plain = Game.leave_one_out(game, units)
+        same = np.array_equal(plain, res["values"][units])
+        print(
+            f"check          {len(units)} random filters on the normal path: "
+            f"{'equal' if same else 'DIFFERENT'} values"
+        )
+        if not same:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
