@@ -204,6 +204,12 @@ class FastPath:
         n_items = next((len(a) for a in full.values() if a.ndim), 1)
         return BoundBatch(self, feeds, n_items)
 
+    @property
+    def stack_blocker(self) -> str | None:
+        """Why coalitions cannot be stacked along the batch here (the suffix's inputs or the model's own:
+        a fixed batch of the model's inputs holds for a suffix whose inferred shapes lost it), or None."""
+        return self.evaluator.stack_blocker or self.inst.evaluator.stack_blocker
+
     def check_kept(self, coalitions: np.ndarray) -> None:
         """Refuse coalitions that remove a unit the prefix holds kept (see `vary`)."""
         if self._fixed_units.size and not coalitions[:, self._fixed_units].all():
@@ -331,8 +337,7 @@ class BoundBatch:
 
     # -- stacking ----------------------------------------------------------------------------
     def _stack_candidates(self) -> list[int]:
-        ev = self.path.evaluator
-        if not ev.can_stack or any(a.ndim == 0 or len(a) != self.n_items for a in self.feeds.values()):
+        if self.path.stack_blocker is not None or any(a.ndim == 0 or len(a) != self.n_items for a in self.feeds.values()):
             return [1]
         per_copy = sum(a.nbytes for a in self.feeds.values())
         return [k for k in STACK_CANDIDATES if k == 1 or k * per_copy <= STACK_MAX_BYTES]
@@ -354,9 +359,14 @@ class BoundBatch:
         sizes = [k for k in cands if k <= len(sample)]
         usable = {1}
         for k in sizes[1:]:
-            outs = [
-                o for i in range(0, len(sample) - len(sample) % k, k) for o in self._run(sample[i : i + k])
-            ]
+            try:
+                outs = [
+                    o
+                    for i in range(0, len(sample) - len(sample) % k, k)
+                    for o in self._run(sample[i : i + k])
+                ]
+            except DataError:  # e.g. a Reshape that fixes the batch size inside the graph
+                continue
             if all(np.array_equal(a, b) for a, b in zip(outs, ref, strict=False)):
                 usable.add(k)
         best_of = {k: np.inf for k in usable}
@@ -385,7 +395,7 @@ class BoundBatch:
                 path._tuned[self.n_items] = stack
             stack = stack or 1
         elif stack > 1 and len(self._stack_candidates()) == 1:
-            reason = path.evaluator.stack_blocker or "an input has no batch axis"
+            reason = path.stack_blocker or "an input has no batch axis"
             raise DataError(f"stacking coalitions is not possible: {reason}")
         for start in range(len(parts), len(c), stack):
             parts.extend(self._run(c[start : start + stack]))
