@@ -129,3 +129,30 @@ def test_loo_values_are_computed_once_per_game():
     assert (got[:10] == 7.0).all() and np.array_equal(got[10:], want[10:])
     with pytest.raises(ValueError, match="shape"):
         remember_loo(other, np.zeros(3))
+
+
+def test_layer_cuts_of_a_model_with_external_data_from_another_folder(tmp_path, monkeypatch):
+    model = onnx.load(str(MODELS / "digits_cnn_torch.onnx"))
+    path = B.save(model, tmp_path / "models" / "ext.onnx", external=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    inst = instrument(path, provider="cpu")
+    assert inst.source.has_external_data
+    x, y = _data("digits_test.npz", 30)
+    game = OnnxGame(inst, x, y, metric="loss")
+    np.testing.assert_array_equal(game.leave_one_out(), Game.leave_one_out(game))
+
+
+def test_layer_cuts_survive_wrong_declared_shapes(tmp_path):
+    """An export whose value_info lies about a frontier tensor's shape (batch 7 for 2 items)."""
+    model = B.conv_bn_relu_residual()
+    model.graph.value_info.append(
+        onnx.helper.make_tensor_value_info("r1", onnx.TensorProto.FLOAT, [7, 4, 6, 6])
+    )
+    inst = instrument(B.save(model, tmp_path / "lying.onnx"))
+    feeds = random_inputs(inst.evaluator.session, batch=2, skip={la.mask_input for la in inst.units.layers})
+    game = OnnxGame(inst, feeds, metric="mean-output", output="feat")
+    bound = game._loo_bound(1)
+    assert "r1" in bound.path.cut.frontier
+    np.testing.assert_array_equal(game.leave_one_out(), Game.leave_one_out(game))
