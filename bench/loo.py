@@ -63,9 +63,10 @@ def measure(
 ) -> dict[str, object]:
     """Seconds of leave-one-out (all units) and of as many original forward passes, interleaved by layer.
 
-    With `fraction` < 1, each layer values only that share of its units (and runs that share of its
-    forward passes) and both times are scaled up to the whole layer: every unit of a layer costs the
-    same, so this estimates the full figures in a fraction of the time (setup is counted in full)."""
+    With `fraction` < 1, each layer values only that share of its units (at least 2) and runs as many
+    forward passes, and both times are scaled up to the whole layer: every unit of a layer costs the same,
+    so this estimates the full figures in a fraction of the time. A layer's setup (cut, sessions, prefix
+    run) and its first unit (a new session's first run is slower) are counted once, unscaled."""
     t0 = time.perf_counter()
     _ = game.v_all
     loo = time.perf_counter() - t0
@@ -73,16 +74,18 @@ def measure(
     forward = setup = 0.0
     values = np.full(game.n_players, np.nan)
     for li, layer in enumerate(inst.units.layers):
-        n = max(1, int(np.ceil(fraction * layer.channels)))
+        n = min(layer.channels, max(2, int(np.ceil(fraction * layer.channels))))
         players = np.arange(layer.offset, layer.offset + n)
-        scale = layer.channels / n
+        scale = (layer.channels - 1) / (n - 1) if n > 1 else 1.0
 
-        def run_loo(li=li, players=players) -> tuple[float, float]:
+        def run_loo(li=li, players=players) -> tuple[float, float, float]:
             t0 = time.perf_counter()
             game._loo_bound(li)  # cut, sessions, prefix run (what leave_one_out does first)
             t1 = time.perf_counter()
-            values[players] = game.leave_one_out(players)
-            return t1 - t0, time.perf_counter() - t1
+            values[players[:1]] = game.leave_one_out(players[:1])  # a new session's first run: slower
+            t2 = time.perf_counter()
+            values[players[1:]] = game.leave_one_out(players[1:])
+            return t1 - t0, t2 - t1, time.perf_counter() - t2
 
         def run_forward(n=n) -> float:
             t0 = time.perf_counter()
@@ -91,18 +94,19 @@ def measure(
             return time.perf_counter() - t0
 
         if li % 2 == 0:  # alternate which side goes first
-            (t_setup, t_eval), t_fwd = run_loo(), run_forward()
+            (t_setup, t_first, t_rest), t_fwd = run_loo(), run_forward()
         else:
             t_fwd = run_forward()
-            t_setup, t_eval = run_loo()
-        t_loo = t_setup + t_eval * scale
+            t_setup, t_first, t_rest = run_loo()
+        t_loo = t_setup + t_first + t_rest * scale
+        t_fwd *= layer.channels / n
         loo += t_loo
-        setup += t_setup
-        forward += t_fwd * scale
+        setup += t_setup + t_first
+        forward += t_fwd
         if verbose:
             print(
                 f"  {layer.layer:12s} {layer.channels:4d} filters ({n} timed)  loo {t_loo:7.2f} s "
-                f"(setup {t_setup:5.2f})  forward {t_fwd * scale:7.2f} s  ratio {t_loo / (t_fwd * scale):5.2f}",
+                f"(setup + first {t_setup + t_first:5.2f})  forward {t_fwd:7.2f} s  ratio {t_loo / t_fwd:5.2f}",
                 flush=True,
             )
     return {"loo": loo, "forward": forward, "setup": setup, "values": values}
@@ -147,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = res["loo"] / res["forward"]
     print(f"load avg    {_load()} after")
     print(
-        f"leave-one-out  {res['loo']:8.1f} s  ({inst.n_units} filters + v(all); layer setup "
-        f"{res['setup']:.1f} s of it{est})"
+        f"leave-one-out  {res['loo']:8.1f} s  ({inst.n_units} filters + v(all); "
+        f"{res['setup']:.1f} s of it in layer setup and first runs{est})"
     )
     print(f"forward passes {res['forward']:8.1f} s  ({inst.n_units} runs of the original model{est})")
     print(f"ratio          {ratio:8.3f}  (target <= 0.7; FLOPs floor {floor:.3f})")

@@ -9,6 +9,9 @@ prints: v(all), v(empty), wall time, evaluations, evaluations/s, whether tmab co
 stopped it), the share of wall time spent inside ONNX Runtime (target >= 90%), and the removal check:
 accuracy on other rendered lines with the top-30 filters removed vs 30 random filters removed.
 
+``--loo-ratio`` runs ``bench/loo.py`` on ``--images`` lines instead: leave-one-out of all 3,146 filters
+against as many forward passes of the original model, side by side (``--images 200`` for issue 13's figure).
+
 ``--max-minutes`` bounds the estimation (target from issue 6: under 15 minutes), passed as
 ``max_seconds``. The estimator checks the clock between rounds of permutations only, and a default round
 (16 permutations in lock-step) takes 15 to 30 minutes on this model, so the bench walks one permutation per
@@ -116,7 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="keep the checkpoint here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--loo-ratio",
+        action="store_true",
+        help="instead: time leave-one-out of every filter against as many forward passes (bench/loo.py)",
+    )
     args = parser.parse_args(argv)
+    if args.loo_ratio:
+        from bench.loo import main as loo_main
+
+        return loo_main(["--images", str(args.images)])
 
     try:
         path = fetch("ppocr_cls")
