@@ -127,9 +127,9 @@ class OnnxGame(Game):
         For a unit of layer L every other unit is kept, so the network up to L's mask is the same for all
         of L's units: it runs once per data batch, and each unit is valued on the graph from L's mask on
         (masks of later layers at 1), through the fast path (bound batch, in-graph reduction, stacking).
-        The outputs equal the whole model's bit for bit where ONNX Runtime fuses the same nodes on both
-        sides of the cut (checked on every shipped and third-party model, optimisations on). One layer's
-        sessions exist at a time. Units inside If/Loop/Scan bodies, layers the graph cannot be cut at and
+        The outputs equal the whole model's bit for bit where ONNX Runtime fuses the same nodes in the cut
+        graph (every shipped and third-party model but ppocrv6_rec, whose LayerNorms fuse differently:
+        ~1e-6 relative, as with the coalition loop's own cut). One layer's sessions exist at a time. Units inside If/Loop/Scan bodies, layers the graph cannot be cut at and
         `fast=False` games take the plain path (one evaluation of the whole model per unit).
         """
         idx = np.arange(self.n_players) if players is None else np.asarray(players, dtype=np.intp)

@@ -337,7 +337,9 @@ class BoundBatch:
 
     # -- stacking ----------------------------------------------------------------------------
     def _stack_candidates(self) -> list[int]:
-        if self.path.stack_blocker is not None or any(a.ndim == 0 or len(a) != self.n_items for a in self.feeds.values()):
+        if self.path.stack_blocker is not None or any(
+            a.ndim == 0 or len(a) != self.n_items for a in self.feeds.values()
+        ):
             return [1]
         per_copy = sum(a.nbytes for a in self.feeds.values())
         return [k for k in STACK_CANDIDATES if k == 1 or k * per_copy <= STACK_MAX_BYTES]
