@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
 import onnx
 
-from onnxshap.errors import DataError
+from onnxshap.errors import DataError, ModelError
 from onnxshap.games.base import Game, GameError
 from onnxshap.metrics import Metric, get_metric
 from onnxshap.runtime.evaluator import non_finite_output
 from onnxshap.runtime.fast_path import FastPath
+
+log = logging.getLogger(__name__)
 
 OUTPUT_BYTES_PER_CALL = 64 << 20  # keep a call's stacked outputs under ~64 MB
 
@@ -129,8 +132,10 @@ class OnnxGame(Game):
         (masks of later layers at 1), through the fast path (bound batch, in-graph reduction, stacking).
         The outputs equal the whole model's bit for bit where ONNX Runtime fuses the same nodes in the cut
         graph (every shipped and third-party model but ppocrv6_rec, whose LayerNorms fuse differently:
-        ~1e-6 relative, as with the coalition loop's own cut). One layer's sessions exist at a time. Units inside If/Loop/Scan bodies, layers the graph cannot be cut at and
-        `fast=False` games take the plain path (one evaluation of the whole model per unit).
+        ~1e-6 relative, as with the coalition loop's own cut). One layer's sessions exist at a time.
+        Units inside If/Loop/Scan bodies, layers the graph cannot be cut at (or whose cut graph ONNX
+        Runtime refuses) and `fast=False` games take the plain path (one evaluation of the whole model
+        per unit).
         """
         idx = np.arange(self.n_players) if players is None else np.asarray(players, dtype=np.intp)
         if not self.fast or len(idx) == 0:
@@ -172,14 +177,18 @@ class OnnxGame(Game):
             self._inferred = onnx.shape_inference.infer_shapes(
                 self.inst.model, check_type=False, strict_mode=False
             )
-        path = FastPath(
-            self.inst,
-            self.output,
-            self.reduction(),
-            stack=self.stack,
-            vary=[layer_index],
-            inferred=self._inferred,
-        )
+        try:
+            path = FastPath(
+                self.inst,
+                self.output,
+                self.reduction(),
+                stack=self.stack,
+                vary=[layer_index],
+                inferred=self._inferred,
+            )
+        except ModelError as exc:  # ONNX Runtime refuses the cut graph: the whole model still runs
+            log.info("leave-one-out: no cut at layer %d (%s)", layer_index, exc)
+            return None
         if path.cut is None:
             return None
         bound = path.bind(self.inputs)

@@ -36,3 +36,13 @@ def test_flops_floor_of_the_fixture():
     inst = instrument(MODELS / "digits_cnn_torch.onnx", provider="cpu")
     total, floor = loo.flops_floor(inst, (1, 8, 8))
     assert total > 0 and 0 < floor < 1
+
+
+def test_loo_bench_end_to_end_mode():
+    inst = instrument(MODELS / "digits_cnn_torch.onnx", provider="cpu")
+    with np.load(MODELS / "digits_test.npz") as f:
+        x, y = f["x"][:16], f["y"][:16]
+    game = OnnxGame(inst, x, y)
+    res = loo.end_to_end(game, inst, x)
+    assert res["loo"] > 0 and res["forward"] > 0
+    np.testing.assert_array_equal(res["values"], Game.leave_one_out(game))
