@@ -156,3 +156,64 @@ def test_layer_cuts_survive_wrong_declared_shapes(tmp_path):
     bound = game._loo_bound(1)
     assert "r1" in bound.path.cut.frontier
     np.testing.assert_array_equal(game.leave_one_out(), Game.leave_one_out(game))
+
+
+def _conv_loop_conv() -> onnx.ModelProto:
+    """conv1 -> Loop (twice: Relu(Conv(state)) + conv1's output read from the outer scope) -> conv2."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+
+    def w(*shape):
+        return rng.standard_normal(shape).astype(np.float32) * 0.5
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"], name="keep_going"),
+            helper.make_node("Conv", ["s_in", "wb"], ["bc"], name="body_conv"),
+            helper.make_node("Relu", ["bc"], ["br"], name="body_relu"),
+            helper.make_node("Add", ["br", "c1"], ["s_out"], name="body_add"),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_out", TensorProto.FLOAT, None),
+        ],
+        [numpy_helper.from_array(w(3, 3, 1, 1), "wb")],
+    )
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Loop", ["trips", "go", "c1"], ["looped"], name="loop", body=body),
+        helper.make_node("Conv", ["looped", "w2"], ["c2"], name="conv2"),
+        helper.make_node("ReduceMean", ["c2"], ["out"], name="pool", axes=[2, 3], keepdims=0),
+    ]
+    inits = [
+        numpy_helper.from_array(w(3, 2, 3, 3), "w1"),
+        numpy_helper.from_array(w(4, 3, 1, 1), "w2"),
+        numpy_helper.from_array(np.array(2, np.int64), "trips"),
+        numpy_helper.from_array(np.array(True), "go"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv_loop_conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 5, 5])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_loop_in_a_suffix_and_units_inside_its_body(tmp_path):
+    inst = instrument(B.save(_conv_loop_conv(), tmp_path / "loop.onnx"))
+    assert [la.graph for la in inst.units.layers].count("main") == 2  # conv1, conv2 (+ the body's conv)
+    assert any(la.graph != "main" for la in inst.units.layers)
+    x = np.random.default_rng(0).standard_normal((6, 2, 5, 5)).astype(np.float32)
+    game = OnnxGame(inst, x, metric="mean-output")
+    conv1 = next(i for i, la in enumerate(inst.units.layers) if la.layer == "conv1")
+    assert "Loop" not in game._loo_bound(conv1).path.cut.prefix_ops  # the Loop reads conv1: suffix
+    np.testing.assert_array_equal(game.leave_one_out(), Game.leave_one_out(game))
