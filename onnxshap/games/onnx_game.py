@@ -160,6 +160,8 @@ class OnnxGame(Game):
             layer = units.layers[li]
             if idx[where].max() == layer.offset + layer.channels - 1:
                 self._loo = None  # the layer's last unit is done: release its sessions
+        if self._loo is None:
+            self._inferred = None  # no layer left half done: keep no copy of the model either
         if plain:
             rest = np.concatenate(plain)
             deltas[rest] = super().leave_one_out(idx[rest])
