@@ -21,6 +21,9 @@ every layer analysed. ``--exclude REGEX`` leaves out the layers it matches (as `
 a run can analyse the last layers only (each evaluation then runs from the first analysed layer on);
 ``--no-loo`` skips it.
 
+``--loo-ratio`` runs ``bench/loo.py`` on ``--images`` lines instead: leave-one-out of all 3,146 filters
+against as many forward passes of the original model, side by side (``--images 200`` for issue 13's figure).
+
 ``--max-minutes`` bounds the estimation (target from issue 6: under 15 minutes), passed as
 ``max_seconds``. The estimator checks the clock between rounds of permutations only, and a default round
 (16 permutations in lock-step) takes 15 to 30 minutes on ppocr_cls, so the bench walks one permutation per
@@ -212,7 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="keep the checkpoint here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--loo-ratio",
+        action="store_true",
+        help="instead: time leave-one-out of every filter against as many forward passes (bench/loo.py)",
+    )
     args = parser.parse_args(argv)
+    if args.loo_ratio:
+        from bench.loo import main as loo_main
+
+        return loo_main(["--images", str(args.images or 200)])
     real = REAL_MODELS[args.model]
     images = args.images or real.images
 

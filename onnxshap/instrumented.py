@@ -12,7 +12,8 @@ import onnx
 from onnxshap.errors import DataError, ModelError
 from onnxshap.graph import LoadedModel, UnitTable, instrument_model, load_model, save_model, sha256_of
 from onnxshap.graph.units import units_path_for
-from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_session
+from onnxshap.runtime.batching import ItemChunks, plan_chunks
+from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_items
 from onnxshap.runtime.fast_path import FastPath
 from onnxshap.runtime.providers import without_cuda_graph
 from onnxshap.runtime.session import SessionInfo, make_session
@@ -142,9 +143,16 @@ class Instrumented:
         if self._original is None:
             self._original = self.session_for(self.source.proto)
         session = self._original.session
-        feeds = prepare_inputs(session, inputs, set())
+        feeds = prepare_inputs(session, inputs, set(), fixed_batch=True)
         names = outputs or [o.name for o in session.get_outputs()]
-        return dict(zip(names, run_session(session, names, feeds), strict=True))
+        return dict(zip(names, run_items(session, names, feeds), strict=True))
+
+    def item_chunks(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> ItemChunks | None:
+        """How these data items are cut into runs of the model's fixed batch size; None when the model
+        takes them in one run (see `onnxshap.runtime.batching`)."""
+        session = self.evaluator.session
+        masks = {layer.mask_input for layer in self.units.layers}
+        return plan_chunks(session.get_inputs(), prepare_inputs(session, inputs, masks, fixed_batch=True))
 
     def with_means(self, means: np.ndarray) -> Instrumented:
         """The same model instrumented for mean removal: a removed unit outputs ``means[unit]`` (one value

@@ -68,12 +68,12 @@ def select_units(
 
 def _plain_metric(model_path: Path, check, provider: str) -> float:
     """The check game's metric computed with the plain (mask-free) model file in a stock session."""
-    from onnxshap.runtime.evaluator import prepare_inputs, run_session
+    from onnxshap.runtime.evaluator import prepare_inputs, run_items
     from onnxshap.runtime.session import make_session
 
     session = make_session(model_path, provider).session
-    feeds = prepare_inputs(session, check.inputs, set())
-    out = run_session(session, [check.output], feeds)[0]
+    feeds = prepare_inputs(session, check.inputs, set(), fixed_batch=True)
+    out = run_items(session, [check.output], feeds)[0]
     value = check.metric(out[None], check.labels, check.groups)[0]
     return float(np.mean(value))
 

@@ -276,9 +276,13 @@ def _per_player(players, unit_values: np.ndarray) -> np.ndarray:
 
 def _curves(cfg: AuditConfig, inst, game, check, valuation, result, players) -> dict[str, Any]:
     """Removal curves over the players: ``game`` and ``check`` are the player games."""
-    from onnxshap.estimators import estimate
+    from onnxshap.games.loo import loo_values, remember_loo
     from onnxshap.graph.weights import weight_norms
+    from onnxshap.results import scalar_summary
     from onnxshap.runtime.activations import mean_activations
+
+    if cfg.estimator == "loo":
+        remember_loo(game, result.values)  # a loo run's own values are its leave-one-out baseline
 
     steps = removal_steps(players.n_players, cfg.top_k)
     scores = result.scores
@@ -287,8 +291,8 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result, players) -> 
         "negative": np.argsort(scores, kind="stable"),
     }
     if cfg.baselines:
-        loo = estimate(game, method="loo", seed=cfg.seed, progress=False)
-        rankings["loo"] = np.argsort(-loo.scores, kind="stable")
+        loo = scalar_summary(loo_values(game))  # computed once per game
+        rankings["loo"] = np.argsort(-loo, kind="stable")
         activation = _per_player(players, mean_activations(inst, valuation.inputs))
         activation = np.nan_to_num(activation, nan=-np.inf)
         rankings["activation"] = np.argsort(-activation, kind="stable")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
+import onnx
 
 from onnxshap.data.strata import cell_values, strata_of, stratified_draw
-from onnxshap.errors import DataError
-from onnxshap.games.base import Game
+from onnxshap.errors import DataError, ModelError
+from onnxshap.games.base import Game, GameError
 from onnxshap.metrics import Metric, get_metric
 from onnxshap.runtime.evaluator import non_finite_output
+from onnxshap.runtime.fast_path import FastPath
+
+log = logging.getLogger(__name__)
 
 OUTPUT_BYTES_PER_CALL = 64 << 20  # keep a call's stacked outputs under ~64 MB
 
@@ -59,7 +64,10 @@ class OnnxGame(Game):
             raise DataError(f"the model has no output {self.output!r} (outputs: {', '.join(outputs)})")
         self.fast = fast
         self.stack = stack
+        self.chunks = inst.item_chunks(self.inputs)  # runs of the model's fixed batch size, if it has one
         self._bound = None
+        self._loo = None  # (layer index, bound batch of the fast path cut at that layer's mask)
+        self._inferred = None  # the instrumented model after shape inference (for per-layer cuts)
         if _item_shape is None:
             reference = self._outputs(np.ones((1, inst.n_units), bool))[0]
             self.metric.check_data(self.labels, self.groups, tuple(reference.shape[1:]))
@@ -97,6 +105,8 @@ class OnnxGame(Game):
             return None
         if kind == "argmax-last" and len(self.item_shape) < 2:  # per-step scores [T, C] only
             return None
+        if kind == "mean-items" and self.chunks is not None:
+            return None  # the items are run in chunks of a fixed batch: the mean is taken outside
         return kind if kind in ("argmax", "argmax-last", "mean-items") else None
 
     def fast_path(self):
@@ -108,7 +118,10 @@ class OnnxGame(Game):
             return self.metric(self._outputs(coalitions), self.labels, self.groups)
         if self._bound is None:
             self._bound = self.fast_path().bind(self.inputs)
-        out = self._bound.evaluate(coalitions)
+        return self._metric_of(self._bound.evaluate(coalitions))
+
+    def _metric_of(self, out: np.ndarray) -> np.ndarray:
+        """The metric of fast-path outputs (reduced in the graph when the metric allows)."""
         kind = self.reduction()
         if kind is None:
             return self.metric(out, self.labels, self.groups)
@@ -116,11 +129,95 @@ class OnnxGame(Game):
             out = out.reshape(len(out), *self.item_shape)
         return self.metric.from_reduced(out, self.labels, self.groups)
 
+    def leave_one_out(self, players: np.ndarray | None = None) -> np.ndarray:
+        """v(all) - v(all without i) for each player i, each layer's units on that layer's suffix only.
+
+        For a unit of layer L every other unit is kept, so the network up to L's mask is the same for all
+        of L's units: it runs once per data batch, and each unit is valued on the graph from L's mask on
+        (masks of later layers at 1), through the fast path (bound batch, in-graph reduction, stacking).
+        The outputs equal the whole model's bit for bit where ONNX Runtime fuses the same nodes in the cut
+        graph (every shipped and third-party model but ppocrv6_rec, whose LayerNorms fuse differently:
+        ~1e-6 relative, as with the coalition loop's own cut). One layer's sessions exist at a time.
+        Units inside If/Loop/Scan bodies, layers the graph cannot be cut at (or whose cut graph ONNX
+        Runtime refuses) and `fast=False` games take the plain path (one evaluation of the whole model
+        per unit).
+        """
+        idx = np.arange(self.n_players) if players is None else np.asarray(players, dtype=np.intp)
+        if not self.fast or len(idx) == 0:
+            return super().leave_one_out(idx)
+        units = self.inst.units
+        layer_of = units.unit_layers()[idx]
+        deltas = np.empty((len(idx), *self.value_shape), dtype=np.float64)
+        plain: list[np.ndarray] = []
+        v_all = np.asarray(self.v_all, dtype=np.float64)
+        for li in dict.fromkeys(layer_of.tolist()):
+            where = np.flatnonzero(layer_of == li)
+            bound = self._loo_bound(li)
+            if bound is None:
+                plain.append(where)
+                continue
+            for start in range(0, len(where), self.batch_size):
+                part = where[start : start + self.batch_size]
+                coal = np.ones((len(part), self.n_players), dtype=np.bool_)
+                coal[np.arange(len(part)), idx[part]] = False
+                values = self._checked_values(self._metric_of(bound.evaluate(coal)), len(part))
+                deltas[part] = v_all - values
+            layer = units.layers[li]
+            if idx[where].max() == layer.offset + layer.channels - 1:
+                self._loo = None  # the layer's last unit is done: release its sessions
+        if self._loo is None:
+            self._inferred = None  # no layer left half done: keep no copy of the model either
+        if plain:
+            rest = np.concatenate(plain)
+            deltas[rest] = super().leave_one_out(idx[rest])
+        return deltas
+
+    def _loo_bound(self, layer_index: int):
+        """The bound batch of the fast path cut at one layer's mask (kept until another layer is asked
+        for), or None when that layer takes the plain path."""
+        if self._loo is not None and self._loo[0] == layer_index:
+            return self._loo[1]
+        self._loo = None  # release the previous layer's sessions before building the next ones
+        if self.inst.units.layers[layer_index].graph != "main":
+            return None
+        if self._inferred is None:
+            self._inferred = onnx.shape_inference.infer_shapes(
+                self.inst.model, check_type=False, strict_mode=False
+            )
+        try:
+            path = FastPath(
+                self.inst,
+                self.output,
+                self.reduction(),
+                stack=self.stack,
+                vary=[layer_index],
+                inferred=self._inferred,
+            )
+        except ModelError as exc:  # ONNX Runtime refuses the cut graph: the whole model still runs
+            log.info("leave-one-out: no cut at layer %d (%s)", layer_index, exc)
+            return None
+        if path.cut is None:
+            return None
+        bound = path.bind(self.inputs)
+        self._loo = (layer_index, bound)
+        return bound
+
+    def _checked_values(self, values: np.ndarray, m: int) -> np.ndarray:
+        """Metric values as float64 [m, *value_shape], finite, counted as evaluations (as Game.__call__)."""
+        vals = np.array(values, dtype=np.float64)
+        if vals.shape != (m, *self.value_shape):
+            raise GameError(f"{type(self).__name__} returned values of shape {vals.shape} for {m} coalitions")
+        if not np.isfinite(vals).all():
+            raise GameError(f"{type(self).__name__} returned a non-finite value")
+        self.evaluations += m
+        return vals
+
     def __getstate__(self) -> dict:
         """Pickled without runtime state (data bound to a session); the copy rebuilds it on first use."""
         state = dict(self.__dict__)
-        if "_bound" in state:
-            state["_bound"] = None
+        for key in ("_bound", "_loo", "_inferred"):
+            if key in state:
+                state[key] = None
         return state
 
     def with_data(

@@ -135,6 +135,17 @@ def _model(
     return model
 
 
+def mask_dependent_nodes(model: onnx.ModelProto, masks: set[str]) -> list[int]:
+    """Indices of the main-graph nodes whose result depends on any of `masks` (through subgraphs too)."""
+    dep = set(masks)
+    found = []
+    for i, node in enumerate(model.graph.node):
+        if _reads(node) & dep:
+            dep.update(o for o in node.output if o)
+            found.append(i)
+    return found
+
+
 def keep_outputs(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
     """`model` reduced to the nodes that compute `outputs` (ONNX Runtime runs every node otherwise)."""
     g = model.graph

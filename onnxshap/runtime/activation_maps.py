@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 from onnxshap.graph.units import UnitLayer
+from onnxshap.runtime.batching import item_runs
 from onnxshap.runtime.evaluator import prepare_inputs, run_session
 
 
@@ -53,15 +54,13 @@ def activation_maps(
     model = _with_outputs(inst.model, layers)
     session = inst.session_for(model, optimize=True).session
     masks = {layer.mask_input for layer in inst.units.layers}
-    feeds = prepare_inputs(session, inst.bind(inputs), masks)
-    n = len(next(iter(feeds.values())))
+    feeds = prepare_inputs(session, inst.bind(inputs), masks, fixed_batch=True)
     ones = inst.evaluator.masks_for(np.ones((1, inst.n_units), bool))
     names = [layer.masked_tensor for layer in layers]
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for start in range(0, n, batch):
-        chunk = {k: v[start : start + batch] for k, v in feeds.items()}
+    for chunk, valid in item_runs(session.get_inputs(), feeds, batch):
         for name, act in zip(names, run_session(session, names, {**chunk, **ones}), strict=True):
-            chunks[name].append(act)
+            chunks[name].append(act[:valid])  # a fixed-batch model's last run is padded
     acts = {name: np.concatenate(parts) for name, parts in chunks.items()}
     maps: dict[int, np.ndarray] = {}
     for index, layer in wanted.items():

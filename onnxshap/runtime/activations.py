@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 
+from onnxshap.runtime.batching import item_runs
 from onnxshap.runtime.evaluator import prepare_inputs, run_session
 
 
@@ -29,15 +30,15 @@ def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch:
     model, layers = activation_model(inst)
     session = inst.session_for(model, optimize=True).session
     masks = {layer.mask_input for layer in inst.units.layers}
-    feeds = prepare_inputs(session, inputs, masks)
+    feeds = prepare_inputs(session, inputs, masks, fixed_batch=True)
     n = len(next(iter(feeds.values())))
     ones = inst.evaluator.masks_for(np.ones((1, inst.n_units), bool))
     sums = np.zeros(inst.n_units)
     names = [layer.masked_tensor for layer in layers]
-    for start in range(0, n, batch):
-        chunk = {k: v[start : start + batch] for k, v in feeds.items()}
+    for chunk, valid in item_runs(session.get_inputs(), feeds, batch):
         outs = run_session(session, names, {**chunk, **ones})
         for layer, act in zip(layers, outs, strict=True):
+            act = act[:valid]  # a fixed-batch model's last run is padded
             axes = tuple(a for a in range(act.ndim) if a != layer.channel_axis % act.ndim)
             sums[layer.offset : layer.offset + layer.channels] += np.abs(act.astype(np.float64)).mean(
                 axis=axes

@@ -8,6 +8,7 @@ import numpy as np
 
 from onnxshap.errors import DataError
 from onnxshap.graph.units import UnitTable
+from onnxshap.runtime.batching import fixed_batch_mismatch, plan_chunks
 from onnxshap.runtime.session import SessionInfo
 
 _ORT_TO_NUMPY = {
@@ -50,8 +51,26 @@ def run_session(session, names: list[str], feeds: dict[str, np.ndarray]) -> list
         raise
 
 
-def prepare_inputs(session, inputs: np.ndarray | Mapping[str, np.ndarray], skip: set[str]) -> dict:
-    """Match user arrays to the model's (non-mask) inputs, checking names, rank, static dims and dtype."""
+def run_items(
+    session, names: list[str], feeds: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """run_session over data items, in runs of the model's fixed batch when it has one (`feeds` checked
+    by `prepare_inputs(..., fixed_batch=True)`; `extra` goes whole into every run, e.g. masks)."""
+    extra = extra or {}
+    plan = plan_chunks(session.get_inputs(), feeds)
+    if plan is None:
+        return run_session(session, names, {**feeds, **extra})
+    parts = [run_session(session, names, {**chunk, **extra}) for chunk, _ in plan.chunks(feeds)]
+    return [plan.merge([p[i] for p in parts], name=name) for i, name in enumerate(names)]
+
+
+def prepare_inputs(
+    session, inputs: np.ndarray | Mapping[str, np.ndarray], skip: set[str], fixed_batch: bool = False
+) -> dict:
+    """Match user arrays to the model's (non-mask) inputs, checking names, rank, static dims and dtype.
+
+    `fixed_batch`: the caller runs the items in chunks of a fixed batch size (see
+    `onnxshap.runtime.batching`), so an input may hold another number of items than its fixed dim 0."""
     metas = [m for m in session.get_inputs() if m.name not in skip]
     if isinstance(inputs, np.ndarray):
         if len(metas) != 1:
@@ -69,8 +88,10 @@ def prepare_inputs(session, inputs: np.ndarray | Mapping[str, np.ndarray], skip:
                 raise DataError(f"input {meta.name!r} expects {np.dtype(want).name}, got {arr.dtype.name}")
             arr = arr.astype(want)
         expected = meta.shape
+        skip_dim0 = fixed_batch and fixed_batch_mismatch(meta, arr)
         bad = len(expected) != arr.ndim or any(
-            isinstance(d, int) and d != a for d, a in zip(expected, arr.shape, strict=False)
+            isinstance(d, int) and d != a and not (i == 0 and skip_dim0)
+            for i, (d, a) in enumerate(zip(expected, arr.shape, strict=False))
         )
         if bad:
             raise DataError(f"input {meta.name!r} expects shape {_fmt(expected)}, got {_fmt(arr.shape)}")
@@ -90,11 +111,14 @@ class MaskedEvaluator:
         self.session = info.session
         self._mask_names = {layer.mask_input for layer in units.layers}
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # A session for part of the model (a per-layer suffix) reads only some masks.
+        inputs = {m.name for m in self.session.get_inputs()}
+        self.layers = [layer for layer in units.layers if layer.mask_input in inputs]
 
     @property
     def stack_blocker(self) -> str | None:
         """Why coalitions cannot be stacked along the batch, or None when they can."""
-        if not all(layer.batch_aligned for layer in self.units.layers):
+        if not all(layer.batch_aligned for layer in self.layers):
             return "some masked layers sit inside Loop/Scan bodies"
         if self.units.batch_coupling_ops:
             return f"{', '.join(self.units.batch_coupling_ops)} couples the items of a batch"
@@ -118,9 +142,10 @@ class MaskedEvaluator:
         return 8 if self.info.provider == "cuda" and self.can_stack else 1
 
     def masks_for(self, coalitions: np.ndarray, repeat: int = 1) -> dict[str, np.ndarray]:
-        """Mask arrays for a stack of coalitions, each repeated `repeat` times along the batch."""
+        """Mask arrays (of the masks this session reads) for a stack of coalitions, each repeated `repeat`
+        times along the batch."""
         feeds = {}
-        for layer in self.units.layers:
+        for layer in self.layers:
             block = coalitions[:, layer.offset : layer.offset + layer.channels]
             if repeat > 1:
                 block = np.repeat(block, repeat, axis=0)
@@ -144,7 +169,7 @@ class MaskedEvaluator:
     ) -> dict[str, np.ndarray]:
         """Outputs for each coalition, stacked on a new leading axis: {name: [n_coalitions, *output_shape]}."""
         c = self.check_coalitions(coalitions)
-        feeds = prepare_inputs(self.session, inputs, self._mask_names)
+        feeds = prepare_inputs(self.session, inputs, self._mask_names, fixed_batch=True)
         names = outputs or self.output_names
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
@@ -160,13 +185,12 @@ class MaskedEvaluator:
         for start in range(0, len(c), stack):
             block = c[start : start + stack]
             k = len(block)
-            if k == 1:
-                run_feeds = {**feeds, **self.masks_for(block)}
+            if k == 1:  # in runs of the model's fixed batch when it has one (then stacking is refused)
+                out = run_items(self.session, names, feeds, self.masks_for(block))
             else:
                 if k not in tiled:
                     tiled[k] = {n: np.concatenate([a] * k, axis=0) for n, a in feeds.items()}
-                run_feeds = {**tiled[k], **self.masks_for(block, repeat=batch)}
-            out = run_session(self.session, names, run_feeds)
+                out = run_session(self.session, names, {**tiled[k], **self.masks_for(block, repeat=batch)})
             for name, arr in zip(names, out, strict=True):
                 if k == 1:
                     results[name].append(arr)

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
 
 from onnxshap.errors import DataError, ModelError
 from onnxshap.graph.cut import GraphCut, cut_before_masks, free_input_dims, keep_outputs
 from onnxshap.graph.reduction import REDUCE_SHAPE_INPUT, append_reduction
+from onnxshap.runtime.batching import ItemChunks, plan_chunks
 from onnxshap.runtime.evaluator import (
     MaskedEvaluator,
     non_finite_output,
@@ -58,6 +60,12 @@ class FastPath:
 
     `stack`: coalitions per run, or None to size it automatically per data batch size. `pinned`: data
     buffers shared by every bound batch (on by itself with CUDA graphs; see BoundBatch).
+
+    `vary`: indices of the unit layers whose masks change between coalitions (default: all). The cut
+    then falls before the earliest of their masks, and every other layer before the cut runs with all its
+    units kept: the path evaluates only coalitions that keep those units (what leave-one-out needs: for a
+    unit of layer L, the network up to L's mask is the same for all of L's units). `inferred`: the
+    instrumented model after shape inference, when the caller has it (saves inferring it per path).
     """
 
     def __init__(
@@ -68,14 +76,27 @@ class FastPath:
         cut: bool = True,
         stack: int | None = None,
         pinned: bool | None = None,
+        vary: Collection[int] | None = None,
+        inferred: onnx.ModelProto | None = None,
     ):
         self.inst = inst
         self.output = output
         self.reduction = reduction
         self.stack = stack
-        masks = {layer.mask_input for layer in inst.units.layers}
-        graph_cut: GraphCut | None = cut_before_masks(inst.model, masks, outputs=[output]) if cut else None
+        layers = inst.units.layers
+        all_masks = {layer.mask_input for layer in layers}
+        self.vary = None if vary is None else sorted({int(i) for i in vary})
+        masks = all_masks if self.vary is None else {layers[i].mask_input for i in self.vary}
+        graph_cut: GraphCut | None = (
+            cut_before_masks(inst.model, masks, outputs=[output], inferred=inferred) if cut else None
+        )
         suffix = graph_cut.suffix if graph_cut is not None else keep_outputs(inst.model, [output])
+        # Masks the prefix reads are held at 1 (every unit of those layers kept); the suffix reads the others.
+        self.fixed_masks = [] if graph_cut is None else [n for n in graph_cut.prefix_inputs if n in all_masks]
+        fixed = [layer for layer in layers if layer.mask_input in self.fixed_masks]
+        self._fixed_units = np.concatenate(
+            [np.arange(la.offset, la.offset + la.channels) for la in fixed] or [np.zeros(0, np.intp)]
+        )
         self.out_names = [output]
         if reduction is not None:
             suffix, self.out_names = append_reduction(suffix, output, reduction)
@@ -152,22 +173,49 @@ class FastPath:
             stack=self.stack if self.stack is not None else (tuned[0] if len(tuned) == 1 else None),
         )
 
-    def bind(self, inputs: Mapping[str, np.ndarray]) -> BoundBatch:
-        """Run the prefix on a data batch and bind the result: the game's evaluations start from here."""
-        full = prepare_inputs(
-            self.inst.evaluator.session, inputs, {la.mask_input for la in self.inst.units.layers}
-        )
+    def bind(self, inputs: Mapping[str, np.ndarray]) -> BoundBatch | ChunkedBatch:
+        """Run the prefix on a data batch and bind the result: the game's evaluations start from here.
+
+        A model with a fixed batch size gets one bound batch per chunk of that size (see ChunkedBatch)."""
+        masks = {la.mask_input for la in self.inst.units.layers}
+        full = prepare_inputs(self.inst.evaluator.session, inputs, masks, fixed_batch=True)
+        plan = plan_chunks(self.inst.evaluator.session.get_inputs(), full)
+        if plan is None:
+            return self._bind(full)
+        if self.reduction == "mean-items":
+            raise DataError(
+                f"the model's batch is fixed at {plan.size}: the in-graph mean over items needs a free batch "
+                "(use no reduction)"
+            )
+        return ChunkedBatch([self._bind(chunk) for chunk, _ in plan.chunks(full)], plan)
+
+    def _bind(self, full: dict[str, np.ndarray]) -> BoundBatch:
+        masks = {la.mask_input for la in self.inst.units.layers}
         if self.cut is None:
             names = [m.name for m in self.session.get_inputs() if m.name in full]
             feeds = {n: full[n] for n in names}
         else:
-            pre_feeds = {n: full[n] for n in self.cut.prefix_inputs}
+            ones = self.inst.evaluator.masks_for(np.ones((1, self.inst.n_units), bool))
+            pre_feeds = {n: full[n] if n in full else ones[n] for n in self.cut.prefix_inputs}
             values = run_session(self.prefix_session, self.cut.frontier, pre_feeds)
             feeds = dict(zip(self.cut.frontier, values, strict=True))
             self._check_frontier(feeds)
-            feeds.update({n: full[n] for n in self.cut.passthrough})
+            feeds.update({n: full[n] for n in self.cut.passthrough if n not in masks})
         n_items = next((len(a) for a in full.values() if a.ndim), 1)
         return BoundBatch(self, feeds, n_items)
+
+    @property
+    def stack_blocker(self) -> str | None:
+        """Why coalitions cannot be stacked along the batch here (the suffix's inputs or the model's own:
+        a fixed batch of the model's inputs holds for a suffix whose inferred shapes lost it), or None."""
+        return self.evaluator.stack_blocker or self.inst.evaluator.stack_blocker
+
+    def check_kept(self, coalitions: np.ndarray) -> None:
+        """Refuse coalitions that remove a unit the prefix holds kept (see `vary`)."""
+        if self._fixed_units.size and not coalitions[:, self._fixed_units].all():
+            raise ValueError(
+                "this fast path varies only some layers' masks; a coalition removes a unit of another layer"
+            )
 
 
 @dataclass
@@ -289,8 +337,9 @@ class BoundBatch:
 
     # -- stacking ----------------------------------------------------------------------------
     def _stack_candidates(self) -> list[int]:
-        ev = self.path.evaluator
-        if not ev.can_stack or any(a.ndim == 0 or len(a) != self.n_items for a in self.feeds.values()):
+        if self.path.stack_blocker is not None or any(
+            a.ndim == 0 or len(a) != self.n_items for a in self.feeds.values()
+        ):
             return [1]
         per_copy = sum(a.nbytes for a in self.feeds.values())
         return [k for k in STACK_CANDIDATES if k == 1 or k * per_copy <= STACK_MAX_BYTES]
@@ -312,9 +361,14 @@ class BoundBatch:
         sizes = [k for k in cands if k <= len(sample)]
         usable = {1}
         for k in sizes[1:]:
-            outs = [
-                o for i in range(0, len(sample) - len(sample) % k, k) for o in self._run(sample[i : i + k])
-            ]
+            try:
+                outs = [
+                    o
+                    for i in range(0, len(sample) - len(sample) % k, k)
+                    for o in self._run(sample[i : i + k])
+                ]
+            except DataError:  # e.g. a Reshape that fixes the batch size inside the graph
+                continue
             if all(np.array_equal(a, b) for a, b in zip(outs, ref, strict=False)):
                 usable.add(k)
         best_of = {k: np.inf for k in usable}
@@ -333,6 +387,7 @@ class BoundBatch:
         """Outputs (reduced when asked) for each coalition: bool [m, n_units] -> [m, ...]."""
         c = self.path.evaluator.check_coalitions(coalitions)
         path = self.path
+        path.check_kept(c)
         stack = path.stack
         parts: list[np.ndarray] = []
         if stack is None:
@@ -342,7 +397,7 @@ class BoundBatch:
                 path._tuned[self.n_items] = stack
             stack = stack or 1
         elif stack > 1 and len(self._stack_candidates()) == 1:
-            reason = path.evaluator.stack_blocker or "an input has no batch axis"
+            reason = path.stack_blocker or "an input has no batch axis"
             raise DataError(f"stacking coalitions is not possible: {reason}")
         for start in range(len(parts), len(c), stack):
             parts.extend(self._run(c[start : start + stack]))
@@ -352,3 +407,18 @@ class BoundBatch:
                 f"output {path.output!r} changes shape between coalitions; read a fixed-shape output"
             )
         return np.stack(parts)
+
+
+class ChunkedBatch:
+    """The data items of a fixed-batch model, bound as one BoundBatch per chunk of the model's batch size;
+    evaluates coalitions on every chunk and puts the items back together (padding dropped)."""
+
+    def __init__(self, batches: list[BoundBatch], plan: ItemChunks):
+        self.batches = batches
+        self.plan = plan
+        self.n_items = plan.n_items
+
+    def evaluate(self, coalitions: np.ndarray) -> np.ndarray:
+        """Outputs for each coalition: bool [m, n_units] -> [m, n_items, ...]."""
+        parts = [batch.evaluate(coalitions) for batch in self.batches]
+        return self.plan.merge(parts, axis=1, name=self.batches[0].path.output)
