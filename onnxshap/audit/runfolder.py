@@ -1,6 +1,7 @@
 """The run folder: a stable contract (shapley.csv, run.json, result, units.json, checkpoint/) other tools read.
 
-shapley.csv   unit,layer,channel,value,ci_low,ci_high,samples   (sorted by value, descending)
+shapley.csv   unit,layer,channel,value,ci_low,ci_high,samples,decision   (sorted by value, descending;
+              decision: 1 certainly in the top k, -1 certainly out, 0 undecided, empty without a top-k rule)
 modes.npy     [n_units, *shape] per-unit Shapley modes (vector games only; + modes_ci_low/high.npy)
 run.json      model, model_sha256, metric, v_all, v_empty, estimator, parameters, seed, provider,
               evaluations, wall_seconds, onnxshap_version, top_k (unit ids), curves (AUC per ranking)
@@ -23,7 +24,7 @@ from onnxshap.fileio import atomic_write_bytes
 from onnxshap.graph.units import UnitTable
 from onnxshap.results import ShapleyResult, to_jsonable
 
-CSV_COLUMNS = ("unit", "layer", "channel", "value", "ci_low", "ci_high", "samples")
+CSV_COLUMNS = ("unit", "layer", "channel", "value", "ci_low", "ci_high", "samples", "decision")
 
 
 class RunFolderError(OnnxShapError):
@@ -95,6 +96,7 @@ class RunFolder:
                     repr(float(lo[i])),
                     repr(float(hi[i])),
                     int(result.samples[i]),
+                    "" if result.decision is None else int(result.decision[i]),
                 ]
             )
         data = buf.getvalue().encode()
