@@ -63,6 +63,8 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "None, 'simultaneous', 'per-unit' or 'none'",
     ),
     "check_every": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "rotations": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "rotation_groups": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
 }
 
 # Parameters that only bound how long a run goes on: a checkpoint may be resumed with other values.

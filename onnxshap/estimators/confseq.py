@@ -34,14 +34,15 @@ import numpy as np
 KINDS = ("betting", "stitched", "plugin-bernstein")
 
 
-def to_unit(x: np.ndarray, value_range: float) -> np.ndarray:
-    """Marginals in [-R, R] -> [0, 1] (clipped: rounding must not step outside)."""
-    return np.clip((np.asarray(x, dtype=np.float64) + value_range) / (2.0 * value_range), 0.0, 1.0)
+def to_unit(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Samples in [low, high] (marginals: [-R, R], or [0, R] for a monotone game) -> [0, 1], clipped so
+    that rounding cannot step outside."""
+    return np.clip((np.asarray(x, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
 
 
-def from_unit(y: np.ndarray, value_range: float) -> np.ndarray:
-    """[0, 1] -> [-R, R]."""
-    return np.asarray(y, dtype=np.float64) * (2.0 * value_range) - value_range
+def from_unit(y: np.ndarray, low: float, high: float) -> np.ndarray:
+    """[0, 1] -> [low, high]."""
+    return low + np.asarray(y, dtype=np.float64) * (high - low)
 
 
 class ConfidenceSequences(ABC):
@@ -117,15 +118,18 @@ class ConfidenceSequences(ABC):
             setattr(self, name, arr.astype(cur.dtype, copy=True))
 
 
-def betting_grid(points_per_side: int = 400, smallest: float = 1e-5) -> np.ndarray:
-    """Candidate means in [0, 1], dense around 1/2 (a marginal of 0): 1/2 ± (1/2) r^j, geometric from
-    1 down to ``smallest`` (relative spacing ~3% with the defaults), plus 1/2 itself.
+def betting_grid(center: float = 0.5, points_per_side: int = 400, smallest: float = 1e-5) -> np.ndarray:
+    """Candidate means in [0, 1], dense around ``center`` (where a marginal of 0 maps: 1/2 for marginals in
+    [-R, R], 0 for a monotone game's [0, R]): center -/+ its distance to 0 / 1 times r^j, geometric from 1
+    down to ``smallest`` (relative spacing ~3% with the defaults), plus the center itself.
 
     Shapley values sum to v(all) - v(empty), so with many units most of them lie within a small fraction
     of R of 0; a grid that is uniform in [0, 1] would be too coarse exactly there.
     """
     offsets = np.geomspace(1.0, smallest, points_per_side)
-    return np.concatenate([0.5 - 0.5 * offsets, [0.5], (0.5 + 0.5 * offsets)[::-1]])
+    below = center - center * offsets if center > 0 else np.zeros(0)
+    above = (center + (1.0 - center) * offsets)[::-1] if center < 1 else np.zeros(0)
+    return np.unique(np.concatenate([below, [center], above]))
 
 
 def _plug_in_lambda(count: np.ndarray, sum_y: np.ndarray, sum_sq: np.ndarray, log_term: float) -> np.ndarray:
@@ -309,10 +313,11 @@ class PlugInBernsteinCS(ConfidenceSequences):
         }
 
 
-def make_sequences(kind: str, n: int, alpha: float) -> ConfidenceSequences:
-    """A fresh set of ``n`` confidence sequences of ``kind`` (one of :data:`KINDS`) at level ``alpha``."""
+def make_sequences(kind: str, n: int, alpha: float, center: float = 0.5) -> ConfidenceSequences:
+    """A fresh set of ``n`` confidence sequences of ``kind`` (one of :data:`KINDS`) at level ``alpha``;
+    ``center`` is where most means are expected (the betting grid is densest there)."""
     if kind == "betting":
-        return BettingCS(n, alpha)
+        return BettingCS(n, alpha, betting_grid(center))
     if kind == "stitched":
         return StitchedBernsteinCS(n, alpha)
     if kind == "plugin-bernstein":

@@ -92,6 +92,7 @@ class SamplingEstimator(Estimator):
             "truncation": self.truncation_threshold(),
             "patience": self.params.get("patience", 6),
             "check_every": self.params.get("check_every", 1),
+            "rotations": self.params.get("rotations", 1),
         }
 
     def step(self, remaining_evals: int | None) -> None:

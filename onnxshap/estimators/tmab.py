@@ -18,10 +18,11 @@ from onnxshap.estimators.stats import RunningMoments
 from onnxshap.estimators.topk import IN, OUT, UNDECIDED, lucb_decisions, threshold_decisions
 from onnxshap.estimators.truncated import resolve_value_range
 from onnxshap.estimators.walk import RoundOutput
-from onnxshap.games.base import Game
+from onnxshap.games.base import Game, GameError
 
 DEFAULT_TOP_K = 100
 T_MIN_SAMPLES = 30  # the t interval leans on the central limit theorem: not below ~30 samples
+MAX_SETTLE_RATIO = 100.0  # half-width / gap beyond which the settle estimate does not extrapolate
 
 # guarantee -> (bounds it accepts, default bound)
 GUARANTEES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -114,6 +115,9 @@ class TMABEstimator(SamplingEstimator):
         "patience": 2,
         "check_every": 4,
         "min_samples": 2,
+        "antithetic": False,
+        "rotations": 3,
+        "rotation_groups": 16,
     }
 
     def __init__(self, game: Game, *, top_k: int | None = None, **kwargs: Any) -> None:
@@ -127,10 +131,14 @@ class TMABEstimator(SamplingEstimator):
             top_k,
         )
         self._resolve_guarantee()
+        if self.params["antithetic"] and self.params["rotations"] > 1:
+            raise ParameterError("antithetic and rotations > 1 exclude each other (both group the walks)")
+        self.marginal_count = np.zeros(self.n, dtype=np.int64)
         self.summary = RunningMoments(self.n) if self.shape else self.stats
         self.pending = PendingSamples()
         self.sequences = (
-            make_sequences(self.params["bound"], self.n, self.delta_per_player)
+            # a marginal of 0 maps to 1/2 of [-R, R], or to 0 of a monotone game's [0, R]
+            make_sequences(self.params["bound"], self.n, self.delta_per_player, 0.0 if game.monotone else 0.5)
             if self.mode == "simultaneous"
             else None
         )
@@ -160,6 +168,23 @@ class TMABEstimator(SamplingEstimator):
         self.params["guarantee"], self.params["bound"] = guarantee, bound
 
     @property
+    def rotated_walks(self) -> int:
+        """Walks made in rotation groups at the start of the run (0: none)."""
+        b = self.params["rotations"]
+        return b * self.params["rotation_groups"] if b > 1 else 0
+
+    def group_size(self, index: int) -> int:
+        """Walks per confidence-sequence sample at permutation ``index``."""
+        if self.params["antithetic"]:
+            return 2
+        return self.params["rotations"] if index < self.rotated_walks else 1
+
+    @property
+    def unit(self) -> int:  # type: ignore[override]
+        """Walks per sample in the next round (rounds never straddle the end of the rotation phase)."""
+        return self.group_size(self.next_perm)
+
+    @property
     def mode(self) -> str:
         """The guarantee the intervals are built for ("simultaneous", "per-unit" or "none")."""
         return self.params["guarantee"]
@@ -179,6 +204,8 @@ class TMABEstimator(SamplingEstimator):
             )
         if self.value_range <= 0:
             raise ParameterError("tmab needs value_range > 0 (v(all) equals v(empty): pass value_range=R)")
+        # a monotone game's marginals lie in [0, R]: half the range to rule out on the low side
+        self.marginal_range = (0.0 if self.game.monotone else -self.value_range, self.value_range)
 
     @property
     def min_samples(self) -> int:
@@ -216,8 +243,8 @@ class TMABEstimator(SamplingEstimator):
         """(lower, upper) bounds on each player's ranking value, as the decisions use them."""
         mu, counts = self.summary.mean, self.summary.count
         if self.sequences is not None:
-            lo = from_unit(self.sequences.lo, self.value_range)
-            hi = from_unit(self.sequences.hi, self.value_range)
+            lo = from_unit(self.sequences.lo, *self.marginal_range)
+            hi = from_unit(self.sequences.hi, *self.marginal_range)
             return np.minimum(lo, mu), np.maximum(hi, mu)
         cb = self.radius(self.summary.variance(), counts, self.delta_per_player)
         cb = np.where(counts >= self.min_samples, cb, np.inf)
@@ -232,10 +259,11 @@ class TMABEstimator(SamplingEstimator):
         if self.sequences is not None:
             # stitched Hoeffding (sub-Gaussian, variance t / 4 in [0, 1] units): from counts alone
             alpha = self.params["delta"] / (self.n * self.n_elements)
+            low, high = self.marginal_range
             t = np.maximum(counts, 1).astype(np.float64)
-            half = stitched_boundary(t / 4.0, alpha / 2.0, c=0.0, v_min=0.25) / t * 2.0 * big_r
+            half = stitched_boundary(t / 4.0, alpha / 2.0, c=0.0, v_min=0.25) / t * (high - low)
             half = np.where(counts > 0, half, np.inf).reshape(-1, *((1,) * len(self.shape)))
-            return np.maximum(mean - half, -big_r), np.minimum(mean + half, big_r)
+            return np.maximum(mean - half, low), np.minimum(mean + half, high)
         delta = self.delta_per_player / (self.n_elements if self.mode == "none" else 1)
         cb = self.radius(self.stats.variance(), counts, delta)
         cb = np.where(np.isfinite(cb), cb, big_r)
@@ -248,22 +276,44 @@ class TMABEstimator(SamplingEstimator):
         return None if tol is None else tol * float(np.max(np.abs(self.v_all - self.v_empty)))
 
     def walk_options(self) -> dict[str, Any]:
-        """Walk options, plus the truncation checks' spacing."""
-        return {**super().walk_options(), "check_every": self.params["check_every"]}
+        """Walk options, plus the truncation checks' spacing and the rotation groups."""
+        return {
+            **super().walk_options(),
+            "antithetic": self.params["antithetic"],
+            "check_every": self.params["check_every"],
+            "rotations": self.params["rotations"],
+            "rotated_walks": self.rotated_walks,
+        }
+
+    def round_size(self, remaining_evals: int | None) -> int:
+        """As for any sampling estimator, but a round ends where the rotation phase ends."""
+        size = super().round_size(remaining_evals)
+        if self.next_perm < self.rotated_walks:
+            size = min(size, self.rotated_walks - self.next_perm)
+        return size
 
     def active_players(self) -> np.ndarray | None:
         """The current active set (None when every player is active)."""
         return None if self.active.all() else self.active
 
     def absorb(self, out: RoundOutput) -> None:
-        """Fold marginals of sampled players into the moments; queue the ranking samples."""
-        for r in range(len(out.orders)):
-            self.stats.update(out.marginals[r], out.sampled[r])
-            flat = out.marginals[r] if not self.shape else out.marginals[r].reshape(self.n, -1).mean(axis=1)
+        """Fold marginals of sampled players into the moments; queue the ranking samples. A group of
+        walks (rotations of one order, or an antithetic pair; same active set) counts as one sample:
+        the group's mean, an unbiased marginal sample of lower variance."""
+        indices = out.indices if out.indices is not None else np.arange(len(out.orders))
+        r = 0
+        while r < len(out.orders):
+            u = self.group_size(int(indices[r]))
+            marg = out.marginals[r] if u == 1 else out.marginals[r : r + u].mean(axis=0)
+            mask = out.sampled[r]
+            self.marginal_count += mask * u
+            r += u
+            self.stats.update(marg, mask)
+            flat = marg if not self.shape else marg.reshape(self.n, -1).mean(axis=1)
             if self.summary is not self.stats:
-                self.summary.update(flat, out.sampled[r])
+                self.summary.update(flat, mask)
             if self.mode == "simultaneous":
-                self.pending.add(flat, out.sampled[r])
+                self.pending.add(flat, mask)
 
     def moments(self) -> list[Any]:
         """Per-element moments, the ranking summary's for vector games, and the queued samples."""
@@ -280,8 +330,14 @@ class TMABEstimator(SamplingEstimator):
         """Feed the round's samples to the sequences, then decide, eliminate and check the stop rule."""
         assert self.top_k is not None
         if self.sequences is not None:
+            low, high = self.marginal_range
             for x, mask in self.pending.drain():
-                self.sequences.update(to_unit(x, self.value_range), mask)
+                if self.game.monotone and mask.any() and x[mask].min() < -1e-9 * high:
+                    raise GameError(
+                        f"{type(self.game).__name__} states monotone=True, but a marginal of "
+                        f"{x[mask].min():.4g} came out: its intervals would be wrong"
+                    )
+                self.sequences.update(to_unit(x, low, high), mask)
             self.sequences.refresh()
         if self.mode == "per-unit":
             cb = self.radius(self.summary.variance(), self.summary.count, self.delta_per_player)
@@ -316,6 +372,7 @@ class TMABEstimator(SamplingEstimator):
             "decision": self.decision,
             "selected": self.selected,
             "round_log": np.asarray(self.round_log, dtype=np.int64).reshape(-1, 3),
+            "marginal_count": self.marginal_count,
         }
         if self.summary is not self.stats:
             arrays.update(self.summary.state("summary_"))
@@ -345,6 +402,7 @@ class TMABEstimator(SamplingEstimator):
                 raise ValueError(f"{name} has shape {arr.shape}, expected ({self.n},)")
             setattr(self, name, arr.copy())
         self.selected = np.asarray(arrays["selected"], dtype=np.intp).copy()
+        self.marginal_count = np.asarray(arrays["marginal_count"], dtype=np.int64).copy()
         self.round_log = arrays["round_log"].astype(np.int64).tolist()
         self.tau = float(scalars["tau"])
         self.tau_player = int(scalars["tau_player"])
@@ -353,7 +411,7 @@ class TMABEstimator(SamplingEstimator):
     def estimates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Means and the intervals of the chosen guarantee."""
         lo, hi = self.element_bounds()
-        return self.stats.mean.copy(), lo, hi, self.stats.count.copy()
+        return self.stats.mean.copy(), lo, hi, self.marginal_count.copy()
 
     def top_k_indices(self, values: np.ndarray) -> np.ndarray:
         """The current selection, best first (decided players keep their place)."""
@@ -385,8 +443,10 @@ class TMABEstimator(SamplingEstimator):
                 "guess (marginals can exceed it): the intervals and decisions are a heuristic"
             )
         if self.mode == "simultaneous":
+            low, high = self.marginal_range
             return "simultaneous", (
-                f"{self.params['bound']} confidence sequences at delta/n = {delta}/{self.n} per unit: with "
+                f"{self.params['bound']} confidence sequences at delta/n = {delta}/{self.n} per unit, for "
+                f"marginals in [{low:.4g}, {high:.4g}]{' (the game is monotone)' if low == 0 else ''}: with "
                 f"probability >= {1 - delta:g} every interval holds at every round at once, and every "
                 f"certain decision is right (up to epsilon = {self.params['epsilon']:g})"
             )
@@ -421,11 +481,12 @@ class TMABEstimator(SamplingEstimator):
         Each undecided unit must shrink its interval to its distance from the boundary (the midpoint of
         the k-th and (k+1)-th means, at least epsilon): with width ~ 1/t (samples on one value) that
         takes t w/g samples, with width ~ 1/sqrt(t) t (w/g)^2; times the recent evaluations per sample.
-        Units tied at the boundary (epsilon 0) or still without an interval are counted, not estimated.
+        Units tied at the boundary (epsilon 0), still without an interval, or whose gap is under 1% of
+        their half-width are counted, not extrapolated.
         """
         undecided = np.flatnonzero(self.decision == UNDECIDED)
         if not undecided.size or not self.round_log:
-            return {"low": 0, "high": 0, "ties": 0, "without_interval": 0}
+            return {"low": 0, "high": 0, "ties": 0, "without_interval": 0, "too_close": 0}
         mu = self.summary.mean
         s = np.sort(mu)[::-1]
         boundary = 0.5 * (s[self.top_k - 1] + s[self.top_k])  # type: ignore[operator]
@@ -436,7 +497,8 @@ class TMABEstimator(SamplingEstimator):
         tied = gap <= 0
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = width / np.where(tied, 1.0, gap)
-        known = ~tied & np.isfinite(ratio)
+        # a unit whose gap is under 1% of its half-width is too close to call: counted, not extrapolated
+        known = ~tied & np.isfinite(ratio) & (ratio <= MAX_SETTLE_RATIO)
         extra_low = np.maximum(t * ratio - t, 0.0)[known]
         extra_high = np.maximum(t * ratio**2 - t, 0.0)[known]
         perms, evals, active = self.round_log[-1]
@@ -446,6 +508,7 @@ class TMABEstimator(SamplingEstimator):
             "high": int(extra_high.sum() * per_sample),
             "ties": int(tied.sum()),
             "without_interval": int((~tied & ~np.isfinite(ratio)).sum()),
+            "too_close": int((~tied & np.isfinite(ratio) & (ratio > MAX_SETTLE_RATIO)).sum()),
         }
 
     def extra_metadata(self) -> dict[str, Any]:
@@ -473,6 +536,7 @@ class TMABEstimator(SamplingEstimator):
             "active_players": np.flatnonzero(self.active).tolist(),
             "value_range": self.value_range,
             "value_range_source": self.value_range_source,
+            "marginal_range": list(self.marginal_range),
             "delta_per_player": self.delta_per_player,
             "truncation_threshold": self.truncation_threshold(),
             "ranking_summary": "value" if not self.shape else "mean over elements",

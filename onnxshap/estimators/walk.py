@@ -31,11 +31,28 @@ class RoundOutput:
     sampled: np.ndarray
     orders: np.ndarray
     evaluations: int
+    indices: np.ndarray | None = None  # the permutation indices walked, in order
 
 
-def permutation_rng(seed: int, index: int, antithetic: bool = False) -> np.random.Generator:
-    """The generator of permutation ``index`` (antithetic pairs 2j, 2j+1 share generator j)."""
-    return np.random.default_rng([seed, index // 2 if antithetic else index])
+def walk_group(
+    index: int, antithetic: bool = False, rotations: int = 1, rotated_walks: int | None = None
+) -> tuple[int, int, int]:
+    """(key, group size, member) of permutation ``index``: antithetic pairs 2j, 2j+1 have key j;
+    with ``rotations`` B > 1, permutations B j .. B j + B - 1 below ``rotated_walks`` (None: all) have
+    key j; any other permutation is alone, with key ``index`` (never a group's: keys of groups are below
+    ``rotated_walks`` / B)."""
+    if antithetic:
+        return index // 2, 2, index % 2
+    if rotations > 1 and (rotated_walks is None or index < rotated_walks):
+        return index // rotations, rotations, index % rotations
+    return index, 1, 0
+
+
+def permutation_rng(
+    seed: int, index: int, antithetic: bool = False, rotations: int = 1, rotated_walks: int | None = None
+) -> np.random.Generator:
+    """The generator of permutation ``index``: the one of its group (see :func:`walk_group`)."""
+    return np.random.default_rng([seed, walk_group(index, antithetic, rotations, rotated_walks)[0]])
 
 
 def _evaluate_grouped(subs: list[Game], keys: list[int], coal: np.ndarray, owners: np.ndarray) -> np.ndarray:
@@ -88,12 +105,18 @@ def walk_round(
     truncation: float | None = None,
     patience: int = 6,
     check_every: int = 1,
+    rotations: int = 1,
+    rotated_walks: int | None = None,
 ) -> RoundOutput:
     """Walk permutations ``indices`` from the full coalition down, one removal per step, in lock-step.
 
     Permutation ``index`` draws its order from ``permutation_rng(seed, index)`` and, when ``images`` is
     set, its own data batch with ``game.subgame(rng, images)`` (antithetic partners share both: the
-    odd one walks the reversed order). Each step evaluates, in one game call per distinct (sub)game,
+    odd one walks the reversed order; with ``rotations`` B > 1, the B permutations of a group, see
+    :func:`walk_group`, share both and the j-th walks the group's order rotated by j n / B positions,
+    so every player is removed once in each B-th of the walk: each walk is a uniformly random order,
+    and a player whose value lies in one stretch of removal positions gets there in one of the B
+    walks). Each step evaluates, in one game call per distinct (sub)game,
     one coalition per live permutation. Untruncated walks of every player depend on no value, so blocks
     of steps share a call there.
 
@@ -118,10 +141,13 @@ def walk_round(
     cache: dict[int, Game] = {}
     evaluations = 0
     for r, idx in enumerate(indices):
-        rng = permutation_rng(seed, int(idx), antithetic)
+        key, size, member = walk_group(int(idx), antithetic, rotations, rotated_walks)
+        rng = np.random.default_rng([seed, key])
         order = rng.permutation(n)
-        orders[r] = order[::-1] if antithetic and idx % 2 else order
-        key = int(idx) // 2 if antithetic else int(idx)
+        if antithetic:
+            orders[r] = order[::-1] if member else order
+        else:
+            orders[r] = np.roll(order, -(member * n // size))
         if images is None:
             sub = game
         elif key in cache:
@@ -142,7 +168,7 @@ def walk_round(
     if active is None and truncation is None:
         marginals, evaluations_walk = _walk_full(subs, keys, ranks, orders, v_full, v_zero)
         sampled = np.ones((p, n), dtype=np.bool_)
-        return RoundOutput(marginals, sampled, orders, evaluations + evaluations_walk)
+        return RoundOutput(marginals, sampled, orders, evaluations + evaluations_walk, np.asarray(indices))
 
     is_act = np.ones((p, n), dtype=np.bool_) if active is None else np.asarray(active)[orders]
     checks = np.arange(check_every, n, check_every) if truncation is not None else np.zeros(0, np.intp)
@@ -198,7 +224,13 @@ def walk_round(
         marginals[r, orders[r, pos]] = before - after
     by_player = np.zeros((p, n), dtype=np.bool_)
     by_player[np.arange(p)[:, None], orders] = sampled
-    return RoundOutput(marginals=marginals, sampled=by_player, orders=orders, evaluations=evaluations)
+    return RoundOutput(
+        marginals=marginals,
+        sampled=by_player,
+        orders=orders,
+        evaluations=evaluations,
+        indices=np.asarray(indices),
+    )
 
 
 def _expand(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -79,6 +79,8 @@ def test_masks_state_and_mapping() -> None:
         assert np.array_equal(a, b)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         cs.update(np.array([0.5, 1.5, 0.5, 0.5]))
-    np.testing.assert_allclose(from_unit(to_unit(np.array([-2.0, 0.0, 1.0]), 2.0), 2.0), [-2.0, 0.0, 1.0])
+    x = np.array([-2.0, 0.0, 1.0])
+    np.testing.assert_allclose(from_unit(to_unit(x, -2.0, 2.0), -2.0, 2.0), x)
+    assert to_unit(np.array([0.0, 1.0]), 0.0, 4.0).tolist() == [0.0, 0.25]
     with pytest.raises(ValueError, match="unknown confidence sequence"):
         make_sequences("chernoff", 3, 0.1)

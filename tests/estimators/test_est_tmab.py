@@ -7,6 +7,7 @@ import pytest
 
 from onnxshap.estimators import estimate, walk_round
 from onnxshap.games import AdditiveGame, FewHubsGame, FunctionGame, InteractionGame
+from onnxshap.games.base import GameError
 
 
 def hubs_game() -> FewHubsGame:
@@ -186,3 +187,42 @@ def test_untruncated_walks_batch_steps_without_changing_a_bit() -> None:
         assert np.array_equal(fast.marginals, stepwise.marginals)
         assert fast.evaluations == stepwise.evaluations
         assert np.array_equal(fast.orders, stepwise.orders)
+
+
+def test_rotation_groups_walk_one_order_rotated_then_independent_orders() -> None:
+    game = FewHubsGame.make(n_players=30, n_hubs=3, n_items=100, seed=4)
+    _ = game.v_empty
+    out = walk_round(game, range(8), seed=2, rotations=3, rotated_walks=6)
+    o = out.orders
+    for r in range(8):
+        assert sorted(o[r]) == list(range(30))  # each walk is a permutation
+    assert np.array_equal(o[1], np.roll(o[0], -10)) and np.array_equal(o[2], np.roll(o[0], -20))
+    assert np.array_equal(o[4], np.roll(o[3], -10))
+    assert not np.array_equal(o[6], np.roll(o[5], -10)) and not np.array_equal(o[7], np.roll(o[6], -10))
+    assert out.indices.tolist() == list(range(8))
+    # a unit is removed once in each third of the walk within a group
+    pos = np.argsort(o[:3], axis=1)
+    assert (np.sort(pos // 10, axis=0) == np.arange(3)[:, None]).all()
+
+
+def test_tmab_groups_the_first_walks_and_counts_marginals() -> None:
+    game = InteractionGame.random(9, 8, seed=6)
+    res = estimate(game, "tmab", top_k=2, n_permutations=60, tolerance=None, progress=False)
+    md = res.metadata
+    assert md["permutations"] == 60 and md["params"]["rotations"] == 3
+    # 48 walks in 16 groups (one sample each), then 12 single walks: 28 samples, 60 marginals per unit
+    assert (res.samples == 60).all()
+    plain = estimate(game, "tmab", top_k=2, n_permutations=60, tolerance=None, rotations=1, progress=False)
+    assert (plain.samples == 60).all() and not np.array_equal(plain.values, res.values)
+
+
+def test_a_game_that_claims_monotone_and_is_not_is_refused() -> None:
+    class Liar(FunctionGame):
+        monotone = True
+
+    game = Liar(lambda c: 1.0 - c[:, :3].sum(1) / 3.0, 6, value_range=1.0)  # removing players raises it
+    with pytest.raises(GameError, match="states monotone=True, but a marginal of"):
+        estimate(game, "tmab", top_k=2, n_permutations=8, progress=False)
+    hubs = FewHubsGame.make(n_players=20, n_hubs=3, n_items=100, seed=2, chance=0.0)
+    res = estimate(hubs, "tmab", top_k=3, n_permutations=16, progress=False)
+    assert res.metadata["marginal_range"] == [0.0, 1.0] and "monotone" in res.metadata["guarantee_statement"]
