@@ -49,10 +49,13 @@ def audit_options(fn):
         ),
         click.option(
             "--bound",
-            type=click.Choice(["bernstein", "hoeffding", "student-t"]),
+            type=click.Choice(
+                ["betting", "stitched", "plugin-bernstein", "bernstein", "hoeffding", "student-t"]
+            ),
             default=None,
-            help="tmab's confidence radius: bernstein (the original's, default), hoeffding, or student-t "
-            "(CLT interval: far fewer evaluations on many units, but no guarantee: it can stop on a wrong top-k).",
+            help="tmab's intervals: betting (default), stitched or plugin-bernstein confidence sequences "
+            "(simultaneous over units and rounds at --delta); bernstein or hoeffding (the original's per-unit "
+            "rule, no joint guarantee); student-t (CLT heuristic, no guarantee: it can stop on a wrong top-k).",
         ),
         click.option(
             "--images",

@@ -48,6 +48,13 @@ def print_summary(folder) -> None:
         f"{run['estimator']}: {run['evaluations']} evaluations in {run['wall_seconds']:.1f} s on "
         f"{run['provider']}; converged: {meta.get('converged')} ({meta.get('stop_reason')})"
     )
+    decisions = run.get("decisions")
+    if decisions:
+        click.echo(
+            f"top-{len(run['top_k'])}: {run.get('certain_in_top_k')} certain ({run.get('guarantee')} "
+            f"guarantee); {decisions['in']} units certainly in, {decisions['out']} certainly out, "
+            f"{decisions['undecided']} undecided"
+        )
     rows = folder.read_csv()
     label = "units" if run.get("players", "channels") == "channels" else f"players ({run['players']})"
     if run.get("lesion"):

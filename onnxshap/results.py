@@ -46,7 +46,9 @@ class ShapleyResult:
     descending (vector games: by the mean over elements), or None when no k was asked for.
     ``marginals`` / ``permutations`` are only filled when the estimator ran with ``keep_samples=True``:
     ``marginals[p, i]`` is player i's marginal in permutation p (NaN where it got none) and
-    ``permutations[p]`` the removal order of permutation p.
+    ``permutations[p]`` the removal order of permutation p. ``decision`` (estimators with a top-k rule:
+    tmab) is +1 for a player certainly in the top k, -1 certainly out, 0 undecided, under the guarantee
+    ``metadata["guarantee"]`` states; None for the others.
     """
 
     values: np.ndarray
@@ -58,6 +60,7 @@ class ShapleyResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     marginals: np.ndarray | None = None
     permutations: np.ndarray | None = None
+    decision: np.ndarray | None = None
 
     @property
     def n_players(self) -> int:
@@ -94,6 +97,8 @@ class ShapleyResult:
             arrays["marginals"] = self.marginals
         if self.permutations is not None:
             arrays["permutations"] = self.permutations
+        if self.decision is not None:
+            arrays["decision"] = self.decision
         atomic_write_bytes(npz, lambda fh: np.savez(fh, **arrays))
         doc = {
             "format": FORMAT,
@@ -128,6 +133,7 @@ class ShapleyResult:
             metadata=doc["metadata"],
             marginals=arrays.get("marginals"),
             permutations=arrays.get("permutations"),
+            decision=arrays.get("decision"),
         )
 
     def __repr__(self) -> str:

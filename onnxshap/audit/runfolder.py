@@ -1,7 +1,9 @@
 """The run folder: a stable contract (shapley.csv, run.json, result, units.json, checkpoint/) other tools read.
 
-shapley.csv   unit,layer,channel,value,ci_low,ci_high,samples   (one row per player, by value descending;
-              grouped players: unit = the group's name, channel empty unless it is one unit, + members)
+shapley.csv   unit,layer,channel,value,ci_low,ci_high,samples,decision   (one row per player, by value
+              descending; grouped players: unit = the group's name, channel empty unless it is one unit,
+              + members; decision: 1 certainly in the top k, -1 certainly out, 0 undecided, empty without a
+              top-k rule)
 players.json  who the players are (spec, members, lesioned units; onnxshap.players)
 means.npy     --removal mean: each unit's mean activation, what a removed unit outputs
 modes.npy     [n_units, *shape] per-unit Shapley modes (vector games only; + modes_ci_low/high.npy)
@@ -37,7 +39,7 @@ from onnxshap.graph.units import UnitTable
 from onnxshap.players import PlayerTable, channel_players
 from onnxshap.results import ShapleyResult, to_jsonable
 
-CSV_COLUMNS = ("unit", "layer", "channel", "value", "ci_low", "ci_high", "samples")
+CSV_COLUMNS = ("unit", "layer", "channel", "value", "ci_low", "ci_high", "samples", "decision")
 GROUP_COLUMNS = (*CSV_COLUMNS, "members")  # shapley.csv of grouped players
 LOCK_NAME = ".onnxshap.lock"
 # What a run leaves before its first checkpoint: nothing to keep (the attack cache is content-keyed).
@@ -205,6 +207,7 @@ class RunFolder:
                 repr(float(lo[i])),
                 repr(float(hi[i])),
                 int(result.samples[i]),
+                "" if result.decision is None else int(result.decision[i]),
             ]
             writer.writerow([*row, players.member_text(int(i), table)] if grouped else row)
         data = buf.getvalue().encode()

@@ -493,6 +493,9 @@ def _estimate_and_record(
             "wall_seconds": result.metadata.get("wall_seconds"),
             "audit_seconds": time.time() - started,
             "top_k": [ids[i] for i in top],
+            "guarantee": result.metadata.get("guarantee"),
+            "decisions": result.metadata.get("decisions"),  # None: the estimator has no top-k rule
+            "certain_in_top_k": result.metadata.get("certain_in_top_k"),
             "curves": curves["auc"],
         }
     )

@@ -40,6 +40,8 @@ def _check(name: str, ok: bool, want: str, value: Any) -> None:
         raise ParameterError(f"{name} must be {want}, got {value!r}")
 
 
+BOUNDS = ("betting", "stitched", "plugin-bernstein", "bernstein", "hoeffding", "student-t")
+
 # name -> (check, description); shared by every estimator that takes the parameter.
 VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "delta": (lambda v: _is_real(v) and 0 < v < 1, "a number in (0, 1)"),
@@ -55,9 +57,16 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "keep_samples": (lambda v: isinstance(v, bool), "True or False"),
     "min_samples": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
     "bound": (
-        lambda v: v in ("bernstein", "hoeffding", "student-t"),
-        "'bernstein', 'hoeffding' or 'student-t'",
+        lambda v: v is None or v in BOUNDS,
+        "None or one of " + ", ".join(repr(b) for b in BOUNDS),
     ),
+    "guarantee": (
+        lambda v: v is None or v in ("simultaneous", "per-unit", "none"),
+        "None, 'simultaneous', 'per-unit' or 'none'",
+    ),
+    "check_every": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "rotations": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "rotation_groups": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
 }
 
 # Parameters that only bound how long a run goes on: a checkpoint may be resumed with other values.
@@ -172,8 +181,17 @@ class Estimator(ABC):
         return {}
 
     def converged(self, stop_reason: str) -> bool:
-        """Whether the run reached its goal (not merely its budget)."""
-        return stop_reason in ("converged", "complete", "n_permutations")
+        """Whether the run reached its goal: its stop rule fired ("converged") or the computation is
+        complete; stopping on a budget (n_permutations, max_evals, max_seconds) is not convergence."""
+        return stop_reason in ("converged", "complete")
+
+    def top_k_indices(self, values: np.ndarray) -> np.ndarray:
+        """The reported top k (player indices, best first): by value unless the estimator selects."""
+        return np.argsort(-scalar_summary(values), kind="stable")[: self.top_k]
+
+    def decisions(self) -> np.ndarray | None:
+        """Per-player top-k decisions (+1 in, -1 out, 0 undecided); None without a top-k rule."""
+        return None
 
     def kept_samples(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(marginals, permutations) when samples were kept."""
@@ -182,9 +200,7 @@ class Estimator(ABC):
     def result(self, stop_reason: str, wall_seconds: float, budget: dict[str, Any]) -> ShapleyResult:
         """Package the current state as a :class:`ShapleyResult`."""
         values, lo, hi, samples = self.estimates()
-        top = None
-        if self.top_k is not None:
-            top = np.argsort(-scalar_summary(values), kind="stable")[: self.top_k]
+        top = None if self.top_k is None else self.top_k_indices(values)
         metadata: dict[str, Any] = {
             "estimator": self.name,
             "params": {**self.params, "top_k": self.top_k, **budget},
@@ -210,6 +226,7 @@ class Estimator(ABC):
             metadata=metadata,
             marginals=marg,
             permutations=perms,
+            decision=self.decisions(),
         )
 
 

@@ -91,6 +91,8 @@ class SamplingEstimator(Estimator):
             "active": self.active_players(),
             "truncation": self.truncation_threshold(),
             "patience": self.params.get("patience", 6),
+            "check_every": self.params.get("check_every", 1),
+            "rotations": self.params.get("rotations", 1),
         }
 
     def step(self, remaining_evals: int | None) -> None:
@@ -181,6 +183,11 @@ class SamplingEstimator(Estimator):
             "permutations": self.next_perm,
             "rounds": self.rounds,
             "evaluations_per_permutation": self.walk_evals / self.next_perm if self.next_perm else None,
+            "guarantee": "none",
+            "guarantee_statement": (
+                f"Student-t intervals at level {1 - self.params['delta']:g} per unit (central limit "
+                "theorem): a heuristic, not simultaneous over units nor valid under repeated looks"
+            ),
         }
 
 

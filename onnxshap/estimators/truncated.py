@@ -24,14 +24,17 @@ def resolve_value_range(
 class TruncatedEstimator(SamplingEstimator):
     """Permutation sampling whose walks stop once the value has settled near v(empty).
 
-    Each walk removes players from the full set and stops after ``patience`` consecutive removals that
-    leave |v(S) - v(empty)| <= ``tolerance`` * R (max over elements for vector games); the players it
-    did not reach get marginal 0, counted as a sample (Neuron Shapley: tolerance 0.2, patience 6; the
-    original compares with the chance level, we use the game's own v(empty)). R is ``value_range``,
-    else the game's ``value_range``, else max |v(all) - v(empty)|. Truncation trades a bias (the
+    Each walk removes players from the full set, checks the value after every ``check_every``-th
+    removal, and stops after ``patience`` consecutive checks within ``tolerance`` x max |v(all) -
+    v(empty)| of v(empty) (max over elements for vector games); the players it did not reach get
+    marginal 0, counted as a sample (Neuron Shapley: tolerance 0.2 of the chance level's distance,
+    patience 6 removals; we use the game's own v(empty) and measure the tolerance against the value's
+    own swing |v(all) - v(empty)|, not against R: on a game whose swing is a small part of R, such as a
+    fairness gap, a threshold of 0.2 R would cut every walk at once). Truncation trades a bias (the
     marginals it sets to 0 are small only if the game stays near v(empty) below that point) for
-    shorter walks; the Student-t intervals (level 1 - ``delta``) are about the truncated estimator's
-    mean, which equals the Shapley value when the skipped marginals are exactly 0.
+    shorter walks; the Student-t intervals (level 1 - ``delta``, a CLT heuristic) are about the
+    truncated estimator's mean, which equals the Shapley value when the skipped marginals are exactly 0.
+    R (``value_range``, else the game's, else max |v(all) - v(empty)|) is reported, not used.
     """
 
     name = "truncated"
@@ -39,6 +42,7 @@ class TruncatedEstimator(SamplingEstimator):
         **SamplingEstimator.defaults,
         "tolerance": 0.2,
         "patience": 6,
+        "check_every": 1,
         "value_range": None,
     }
 
@@ -50,9 +54,9 @@ class TruncatedEstimator(SamplingEstimator):
         )
 
     def truncation_threshold(self) -> float | None:
-        """tolerance * R (None when ``tolerance`` is None: no truncation)."""
+        """tolerance x max |v(all) - v(empty)| (None when ``tolerance`` is None: no truncation)."""
         tol = self.params["tolerance"]
-        return None if tol is None else tol * self.value_range
+        return None if tol is None else tol * float(np.max(np.abs(self.v_all - self.v_empty)))
 
     def extra_metadata(self) -> dict[str, Any]:
         """Range and truncation threshold used."""

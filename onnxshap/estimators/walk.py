@@ -31,11 +31,28 @@ class RoundOutput:
     sampled: np.ndarray
     orders: np.ndarray
     evaluations: int
+    indices: np.ndarray | None = None  # the permutation indices walked, in order
 
 
-def permutation_rng(seed: int, index: int, antithetic: bool = False) -> np.random.Generator:
-    """The generator of permutation ``index`` (antithetic pairs 2j, 2j+1 share generator j)."""
-    return np.random.default_rng([seed, index // 2 if antithetic else index])
+def walk_group(
+    index: int, antithetic: bool = False, rotations: int = 1, rotated_walks: int | None = None
+) -> tuple[int, int, int]:
+    """(key, group size, member) of permutation ``index``: antithetic pairs 2j, 2j+1 have key j;
+    with ``rotations`` B > 1, permutations B j .. B j + B - 1 below ``rotated_walks`` (None: all) have
+    key j; any other permutation is alone, with key ``index`` (never a group's: keys of groups are below
+    ``rotated_walks`` / B)."""
+    if antithetic:
+        return index // 2, 2, index % 2
+    if rotations > 1 and (rotated_walks is None or index < rotated_walks):
+        return index // rotations, rotations, index % rotations
+    return index, 1, 0
+
+
+def permutation_rng(
+    seed: int, index: int, antithetic: bool = False, rotations: int = 1, rotated_walks: int | None = None
+) -> np.random.Generator:
+    """The generator of permutation ``index``: the one of its group (see :func:`walk_group`)."""
+    return np.random.default_rng([seed, walk_group(index, antithetic, rotations, rotated_walks)[0]])
 
 
 def _evaluate_grouped(subs: list[Game], keys: list[int], coal: np.ndarray, owners: np.ndarray) -> np.ndarray:
@@ -87,20 +104,33 @@ def walk_round(
     active: np.ndarray | None = None,
     truncation: float | None = None,
     patience: int = 6,
+    check_every: int = 1,
+    rotations: int = 1,
+    rotated_walks: int | None = None,
 ) -> RoundOutput:
     """Walk permutations ``indices`` from the full coalition down, one removal per step, in lock-step.
 
     Permutation ``index`` draws its order from ``permutation_rng(seed, index)`` and, when ``images`` is
     set, its own data batch with ``game.subgame(rng, images)`` (antithetic partners share both: the
-    odd one walks the reversed order). Each step evaluates, in one game call per distinct (sub)game,
-    one coalition per live permutation: the coalition after removing the permutation's next player.
-    Untruncated walks of every player depend on no value, so blocks of steps share a call there.
+    odd one walks the reversed order; with ``rotations`` B > 1, the B permutations of a group, see
+    :func:`walk_group`, share both and the j-th walks the group's order rotated by j n / B positions,
+    so every player is removed once in each B-th of the walk: each walk is a uniformly random order,
+    and a player whose value lies in one stretch of removal positions gets there in one of the B
+    walks). Each step evaluates, in one game call per distinct (sub)game,
+    one coalition per live permutation. Untruncated walks of every player depend on no value, so blocks
+    of steps share a call there.
 
-    ``active`` (tmab): players outside it are removed without evaluation; the next active player's
-    marginal is then taken from the coalition left after those removals, which costs one extra
-    evaluation (as in the original code). ``truncation``: a permutation stops after ``patience``
-    consecutive evaluated removals whose value lies within ``truncation`` of its v(empty) (max over
-    elements for vector games); its remaining (active) players get marginal 0, counted as a sample.
+    ``active``: players outside it are removed without evaluation and get no sample; an active player's
+    marginal is v(coalition before its removal) - v(after), whatever was removed before it, so it is a
+    marginal in a uniformly random order all the same (an evaluation before it is extra when the
+    player just before it was skipped). ``truncation``: the value is checked after every
+    ``check_every``-th removal (coalitions C_s, C_2s, ... with C_p = the players left after p
+    removals); the walk stops at the first check that ends ``patience`` consecutive checks within
+    ``truncation`` of its v(empty) (max over elements for vector games), and the (active) players
+    removed after that point get marginal 0, counted as a sample. The checks are evaluated whether or
+    not a player next to them is active, so where a walk stops depends on its order (and data batch)
+    only, never on the active set: a player's truncated marginal has the same distribution in every
+    round, however the active set shrinks (its samples stay identically distributed).
     """
     n = game.n_players
     shape = game.value_shape
@@ -111,10 +141,13 @@ def walk_round(
     cache: dict[int, Game] = {}
     evaluations = 0
     for r, idx in enumerate(indices):
-        rng = permutation_rng(seed, int(idx), antithetic)
+        key, size, member = walk_group(int(idx), antithetic, rotations, rotated_walks)
+        rng = np.random.default_rng([seed, key])
         order = rng.permutation(n)
-        orders[r] = order[::-1] if antithetic and idx % 2 else order
-        key = int(idx) // 2 if antithetic else int(idx)
+        if antithetic:
+            orders[r] = order[::-1] if member else order
+        else:
+            orders[r] = np.roll(order, -(member * n // size))
         if images is None:
             sub = game
         elif key in cache:
@@ -132,63 +165,73 @@ def walk_round(
     ranks = np.empty_like(orders)
     ranks[np.arange(p)[:, None], orders] = np.arange(n)[None, :]
 
-    # Positions (in each order) of the players that get evaluated, padded with n.
-    if active is None:
-        n_act = np.full(p, n, dtype=np.intp)
-        act_pos = np.broadcast_to(np.arange(n), (p, n))
-    else:
-        is_act = active[orders]
-        n_act = is_act.sum(axis=1)
-        act_pos = np.full((p, max(1, int(n_act.max(initial=0)))), n, dtype=np.intp)
-        for r in range(p):
-            pos = np.flatnonzero(is_act[r])
-            act_pos[r, : len(pos)] = pos
-
     if active is None and truncation is None:
         marginals, evaluations_walk = _walk_full(subs, keys, ranks, orders, v_full, v_zero)
         sampled = np.ones((p, n), dtype=np.bool_)
-        return RoundOutput(marginals, sampled, orders, evaluations + evaluations_walk)
+        return RoundOutput(marginals, sampled, orders, evaluations + evaluations_walk, np.asarray(indices))
 
-    marginals = np.zeros((p, n, *shape), dtype=np.float64)
-    sampled = np.zeros((p, n), dtype=np.bool_)
-    ptr = np.zeros(p, dtype=np.intp)  # next entry of act_pos to evaluate
-    known = np.zeros(p, dtype=np.intp)  # the value of coalition {rank >= known} is `prev`
-    prev = v_full.copy()
+    is_act = np.ones((p, n), dtype=np.bool_) if active is None else np.asarray(active)[orders]
+    checks = np.arange(check_every, n, check_every) if truncation is not None else np.zeros(0, np.intp)
+    # Coalitions C_c (c = 1 .. n-1) each permutation needs, ascending, padded with n: the coalition
+    # before and after every active player, and the truncation checks.
+    # Nothing after the last active player matters.
+    needs = []
+    for r in range(p):
+        pos = np.flatnonzero(is_act[r])
+        last = pos[-1] + 1 if len(pos) else 0
+        c = np.unique(np.concatenate([pos, pos + 1, checks[checks <= last]]))
+        needs.append(c[(c >= 1) & (c <= min(last, n - 1))])
+    width = max(1, max(len(c) for c in needs))
+    need = np.full((p, width + 1), n, dtype=np.intp)
+    for r, c in enumerate(needs):
+        need[r, : len(c)] = c
+    values = np.empty((p, width + 1, *shape), dtype=np.float64)
+    ptr = np.zeros(p, dtype=np.intp)
+    cut = np.full(p, n, dtype=np.intp)  # players at positions >= cut get marginal 0
     streak = np.zeros(p, dtype=np.intp)
-    live = n_act > 0
+    live = need[:, 0] < n
     reduce_axes = tuple(range(1, 1 + len(shape)))
-
     while live.any():
         q = np.flatnonzero(live)
-        j = act_pos[q, ptr[q]]
-        need_before = j != known[q]
-        has_after = j + 1 < n
-        rows_b, rows_a = q[need_before], q[has_after]
-        coal = np.concatenate(
-            [ranks[rows_b] >= j[need_before][:, None], ranks[rows_a] >= (j[has_after] + 1)[:, None]]
-        )
-        owners = np.concatenate([rows_b, rows_a])
-        values = _evaluate_grouped(subs, keys, coal, owners)
-        evaluations += len(coal)
-        before = prev[q]
-        before[need_before] = values[: len(rows_b)]
-        after = v_zero[q]
-        after[has_after] = values[len(rows_b) :]
-        players = orders[q, j]
-        marginals[q, players] = before - after
-        sampled[q, players] = True
-        prev[q] = after
-        known[q] = j + 1
+        c = need[q, ptr[q]]
+        vals = _evaluate_grouped(subs, keys, ranks[q] >= c[:, None], q)
+        evaluations += len(q)
+        values[q, ptr[q]] = vals
         ptr[q] += 1
-        ended = ptr[q] >= n_act[q]
         if truncation is not None:
-            dist = np.abs(after - v_zero[q])
+            at_check = c % check_every == 0
+            dist = np.abs(vals - v_zero[q])
             near = (dist.max(axis=reduce_axes) if reduce_axes else dist) <= truncation
-            streak[q] = np.where(near, streak[q] + 1, 0)
-            cut = (streak[q] >= patience) & ~ended
-            for r in q[cut]:
-                rest = act_pos[r, ptr[r] : n_act[r]]
-                sampled[r, orders[r, rest]] = True  # unreached players: marginal 0, one sample
-            ended |= cut
-        live[q[ended]] = False
-    return RoundOutput(marginals=marginals, sampled=sampled, orders=orders, evaluations=evaluations)
+            streak[q] = np.where(at_check, np.where(near, streak[q] + 1, 0), streak[q])
+            stop = at_check & (streak[q] >= patience)
+            cut[q[stop]] = c[stop]
+            live[q[stop]] = False
+        live[q[need[q, ptr[q]] >= n]] = False
+
+    marginals = np.zeros((p, n, *shape), dtype=np.float64)
+    sampled = is_act.copy()  # indexed by position here, by player below
+    for r in range(p):
+        pos = np.flatnonzero(is_act[r] & (np.arange(n) < cut[r]))
+        at = need[r, : len(needs[r])]
+        before = np.where(
+            _expand(pos == 0, shape), v_full[r], values[r, np.searchsorted(at, np.maximum(pos, 1))]
+        )
+        after = np.where(
+            _expand(pos + 1 == n, shape),
+            v_zero[r],
+            values[r, np.searchsorted(at, np.minimum(pos + 1, n - 1))],
+        )
+        marginals[r, orders[r, pos]] = before - after
+    by_player = np.zeros((p, n), dtype=np.bool_)
+    by_player[np.arange(p)[:, None], orders] = sampled
+    return RoundOutput(
+        marginals=marginals,
+        sampled=by_player,
+        orders=orders,
+        evaluations=evaluations,
+        indices=np.asarray(indices),
+    )
+
+
+def _expand(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return mask.reshape(mask.shape + (1,) * len(shape))

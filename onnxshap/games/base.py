@@ -23,7 +23,9 @@ class Game(ABC):
     checks the output and counts every evaluated coalition in ``evaluations``.
 
     ``value_range`` is the width R of the interval the values live in (1.0 for an accuracy), used by
-    estimators for truncation and confidence bounds; None when unknown.
+    estimators for truncation and confidence bounds; None when unknown. ``monotone`` (default False)
+    states that adding a player never lowers any value (every marginal is >= 0), so a marginal lies in
+    [0, R] rather than [-R, R]; estimators relying on it raise if a negative marginal shows up.
     """
 
     n_players: int
@@ -31,6 +33,7 @@ class Game(ABC):
     batch_size: int
     value_range: float | None
     evaluations: int
+    monotone: bool = False
 
     def __init__(
         self,

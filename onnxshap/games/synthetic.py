@@ -169,7 +169,8 @@ def _swing_probabilities(weights: np.ndarray, quotas: np.ndarray) -> dict[int, n
 class WeightedVotingGame(Game):
     """Weighted voting (majority) game: v(S) = low + (high - low) * [sum of weights in S >= quota].
 
-    Weights are non-negative integers; exact Shapley values come from a subset-counting DP.
+    Weights are non-negative integers; exact Shapley values come from a subset-counting DP. Monotone
+    when ``high >= low``.
     """
 
     def __init__(
@@ -180,6 +181,7 @@ class WeightedVotingGame(Game):
         self.low, self.high = float(low), float(high)
         span = abs(self.high - self.low)
         super().__init__(len(self.weights), batch_size=batch_size, value_range=span if span > 0 else None)
+        self.monotone = self.high >= self.low
 
     def _evaluate(self, coalitions: np.ndarray) -> np.ndarray:
         totals = coalitions.astype(np.int64) @ self.weights  # integer arithmetic: exact
@@ -202,8 +204,11 @@ class FewHubsGame(Game):
 
     :meth:`subgame` draws a random batch of items, which makes evaluations noisy the way a batch of
     validation images does; ``per_group`` games draw ``max(1, size // n_groups)`` items per group so that
-    every group is represented. Shapley values are exact (a mean of weighted voting games).
+    every group is represented. Shapley values are exact (a mean of weighted voting games). Monotone:
+    weights are non-negative, so a player's presence never lowers the value.
     """
+
+    monotone = True
 
     def __init__(
         self,

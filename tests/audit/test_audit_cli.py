@@ -39,6 +39,7 @@ def finished_run(tmp_path_factory):
 def test_run_folder_contract(finished_run):
     out, output = finished_run
     assert "run folder:" in output and "removal-curve area" in output
+    assert "certain (simultaneous guarantee)" in output and "undecided" in output
     run = json.loads((out / "run.json").read_text())
     for key in (
         "model",
@@ -61,7 +62,10 @@ def test_run_folder_contract(finished_run):
     assert run["evaluations"] >= 2500 and run["parameters"]["max_evals"] == 2500
     with open(out / "shapley.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["unit", "layer", "channel", "value", "ci_low", "ci_high", "samples"]
+    assert list(rows[0]) == ["unit", "layer", "channel", "value", "ci_low", "ci_high", "samples", "decision"]
+    assert {r["decision"] for r in rows} <= {"1", "0", "-1"}
+    assert sum(run["decisions"].values()) == len(rows) and run["guarantee"] == "simultaneous"
+    assert run["decisions"]["in"] == sum(r["decision"] == "1" for r in rows)
     values = [float(r["value"]) for r in rows]
     assert len(rows) == instrument(CNN).n_units and values == sorted(values, reverse=True)
     assert all(float(r["ci_low"]) <= float(r["value"]) <= float(r["ci_high"]) for r in rows)

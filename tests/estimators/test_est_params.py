@@ -52,8 +52,12 @@ def test_errors_are_value_errors_and_onnxshap_errors(game: InteractionGame) -> N
         ("truncated", {"value_range": 0}, "value_range must be a positive number"),
         ("tmab", {"epsilon": -1}, "epsilon must be a number >= 0"),
         ("tmab", {"min_samples": 1}, "min_samples must be an integer >= 2"),
-        ("tmab", {"bound": "chernoff"}, "bound must be 'bernstein', 'hoeffding' or 'student-t'"),
+        ("tmab", {"bound": "chernoff"}, "bound must be None or one of 'betting', 'stitched'"),
         ("tmab", {"union_bound": 1}, "union_bound must be True or False"),
+        ("tmab", {"guarantee": "joint"}, "guarantee must be None, 'simultaneous', 'per-unit' or 'none'"),
+        ("tmab", {"guarantee": "simultaneous", "bound": "student-t"}, "does not give guarantee"),
+        ("tmab", {"union_bound": True}, "union_bound applies to guarantee='per-unit'"),
+        ("truncated", {"check_every": 0}, "check_every must be an integer >= 1"),
         ("tmab", {"top_k": 6}, r"top_k must be an integer in \[1, 5\] for tmab"),
         ("permutation", {"top_k": 0}, r"top_k must be an integer in \[1, 6\]"),
         ("permutation", {"seed": -1}, "seed must be an integer >= 0"),
@@ -83,7 +87,8 @@ def test_not_a_game_is_explained() -> None:
 
 def test_parameters_lists_defaults() -> None:
     tmab = parameters("tmab")
-    assert tmab["delta"] == 0.2 and tmab["tolerance"] == 0.2 and tmab["patience"] == 6
+    assert tmab["delta"] == 0.05 and tmab["epsilon"] == 0.0 and tmab["tolerance"] == 0.2
+    assert tmab["guarantee"] is None and tmab["bound"] is None  # resolved: simultaneous, betting
     assert parameters("exact") == {} and "antithetic" in parameters("permutation")
     with pytest.raises(ParameterError):
         parameters("bogus")

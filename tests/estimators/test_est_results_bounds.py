@@ -31,6 +31,20 @@ def test_result_save_load_round_trip(tmp_path) -> None:
         ShapleyResult.load(tmp_path / "missing")
 
 
+def test_decisions_are_saved_and_loaded_with_the_result(tmp_path) -> None:
+    game = FewHubsGame.make(n_players=20, n_hubs=3, n_items=100, seed=2, chance=0.0)
+    res = estimate(game, "tmab", top_k=3, max_evals=200_000, progress=False)
+    assert res.decision is not None and res.decision.dtype == np.int8
+    res.save(tmp_path / "r")
+    back = ShapleyResult.load(tmp_path / "r")
+    assert np.array_equal(back.decision, res.decision)
+    assert back.metadata["decisions"] == res.metadata["decisions"]
+    plain = estimate(game, "permutation", n_permutations=4, progress=False)
+    assert plain.decision is None  # no top-k rule
+    plain.save(tmp_path / "p")
+    assert ShapleyResult.load(tmp_path / "p").decision is None
+
+
 def test_ranking_and_top_k_use_the_mean_over_elements_for_vectors() -> None:
     values = np.array([[1.0, 3.0], [5.0, 0.0], [2.0, 2.5]])
     res = ShapleyResult(values, values, values, np.ones(3, int), None, 0)

@@ -215,7 +215,9 @@ def test_metadata_lists_every_parameter() -> None:
     assert md["params"]["patience"] == 3
     assert md["evaluations"] == res.evaluations and md["wall_seconds"] >= 0
     assert md["v_all"] == pytest.approx(game.v_all) and md["v_empty"] == pytest.approx(game.v_empty)
-    assert md["converged"] is True and md["stop_reason"] == "n_permutations"
+    # a permutation budget ran out: that is not convergence (no stop rule fired)
+    assert md["converged"] is False and md["stop_reason"] == "n_permutations"
+    assert md["guarantee"] == "none"
     assert md["value_range_source"] == "game"
 
 

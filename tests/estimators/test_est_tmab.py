@@ -7,6 +7,7 @@ import pytest
 
 from onnxshap.estimators import estimate, walk_round
 from onnxshap.games import AdditiveGame, FewHubsGame, FunctionGame, InteractionGame
+from onnxshap.games.base import GameError
 
 
 def hubs_game() -> FewHubsGame:
@@ -29,15 +30,14 @@ def test_tmab_finds_the_true_top_k_on_the_few_hubs_game() -> None:
     assert res.metadata["n_active"] <= 2
 
 
-def test_student_t_radius_converges_sooner_to_the_same_top_k() -> None:
+def test_student_t_is_a_heuristic_and_says_so() -> None:
     game = hubs_game()
     truth = set(np.argsort(-game.shapley_values())[:5])
-    bern = estimate(game, "tmab", top_k=5, seed=0, images=100, max_evals=400_000, progress=False)
     t = estimate(
         game, "tmab", top_k=5, seed=0, images=100, bound="student-t", max_evals=400_000, progress=False
     )
+    assert t.metadata["guarantee"] == "none" and "heuristic" in t.metadata["guarantee_statement"]
     assert t.metadata["converged"] and set(t.top_k) == truth
-    assert t.evaluations < bern.evaluations / 4  # ~10x fewer here: no 7 R ln(2/delta) / 3(n-1) term
     assert np.all(t.ci_high >= t.values) and np.all(t.ci_low <= t.values)
 
 
@@ -48,6 +48,7 @@ def test_tmab_top_k_with_noisy_data_batches(seed: int) -> None:
     res = estimate(game, "tmab", top_k=5, seed=seed, images=100, max_evals=400_000, progress=False)
     assert res.metadata["converged"]
     assert set(res.top_k) == truth
+    assert "random batches of 100 data items" in res.metadata["estimand"]
 
 
 def test_tmab_on_vector_games_ranks_by_the_mean_over_elements() -> None:
@@ -58,41 +59,62 @@ def test_tmab_on_vector_games_ranks_by_the_mean_over_elements() -> None:
     assert res.metadata["ranking_summary"] == "mean over elements"
     assert set(res.top_k) == set(np.argsort(-truth.mean(axis=1))[:3])
     assert (res.ci_low <= res.values).all() and (res.values <= res.ci_high).all()
+    assert res.decision is not None and (res.decision[res.top_k] == 1).all() == res.metadata["converged"]
 
 
-def test_tmab_intervals_are_conservative_and_union_bound_widens_them() -> None:
+def test_per_unit_rule_keeps_the_original_intervals_and_union_bound_widens_them() -> None:
     game = InteractionGame.random(8, 10, seed=3)
     truth = game.shapley_values()
     covered = []
     for seed in range(60):
-        res = estimate(game, "tmab", top_k=2, seed=seed, n_permutations=48, progress=False)
+        res = estimate(
+            game,
+            "tmab",
+            top_k=2,
+            seed=seed,
+            n_permutations=48,
+            guarantee="per-unit",
+            delta=0.2,
+            progress=False,
+        )
         covered.append((res.ci_low <= truth) & (truth <= res.ci_high))
     assert np.mean(covered) >= 0.8  # delta = 0.2 per player
-    plain = estimate(game, "tmab", top_k=2, n_permutations=32, progress=False)
-    union = estimate(game, "tmab", top_k=2, n_permutations=32, union_bound=True, progress=False)
+    assert res.metadata["guarantee"] == "per-unit" and res.metadata["bound"] == "bernstein"
+    kw = dict(top_k=2, n_permutations=32, guarantee="per-unit", delta=0.2, progress=False)
+    plain = estimate(game, "tmab", **kw)
+    union = estimate(game, "tmab", union_bound=True, **kw)
     assert union.metadata["delta_per_player"] == pytest.approx(0.2 / 8)
     assert ((union.ci_high - union.ci_low) >= (plain.ci_high - plain.ci_low) - 1e-12).all()
 
 
-def test_epsilon_guarantees_termination_on_ties() -> None:
-    game = AdditiveGame([5.0, 4.0, 3.0, 0, 0, 0, 0, 0])  # the threshold (4th) ties with 4 dummies
+def test_epsilon_lets_a_tie_at_the_boundary_stop() -> None:
+    game = AdditiveGame([5.0, 4.0, 3.0, 3.0, 0, 0, 0, 0])  # the 3rd and 4th tie
     stuck = estimate(game, "tmab", top_k=3, epsilon=0.0, max_evals=3000, progress=False)
     assert stuck.metadata["stop_reason"] == "max_evals" and not stuck.metadata["converged"]
+    # the clear ones are certain already: two in, four out; the tied pair is undecided
+    assert stuck.decision.tolist() == [1, 1, 0, 0, -1, -1, -1, -1]
+    assert stuck.metadata["certain_in_top_k"] == 2
+    assert stuck.metadata["settle_budget_estimate"]["ties"] <= 2
     done = estimate(game, "tmab", top_k=3, epsilon=0.5, max_evals=200_000, progress=False)
-    assert done.metadata["stop_reason"] == "converged"
-    assert set(done.top_k) == {0, 1, 2}
+    assert done.metadata["stop_reason"] == "converged" and done.metadata["epsilon"] == 0.5
+    assert set(done.top_k) in ({0, 1, 2}, {0, 1, 3})
+    assert (done.decision == 1).sum() == 3 and (done.decision == -1).sum() == 5
 
 
 def test_min_samples_bound_choice_and_defaults() -> None:
     game = InteractionGame.random(10, 8, seed=4)
-    res = estimate(game, "tmab", top_k=3, min_samples=5, n_permutations=64, progress=False)
+    res = estimate(
+        game, "tmab", top_k=3, min_samples=5, n_permutations=64, guarantee="per-unit", progress=False
+    )
     assert res.samples.min() >= 5
     hoeff = estimate(game, "tmab", top_k=3, bound="hoeffding", n_permutations=32, progress=False)
-    assert hoeff.metadata["params"]["bound"] == "hoeffding"
+    assert hoeff.metadata["params"]["bound"] == "hoeffding" and hoeff.metadata["guarantee"] == "per-unit"
     default = estimate(game, "tmab", n_permutations=16, progress=False)
-    assert default.metadata["params"]["top_k"] == 9  # min(100, n - 1)
-    md = default.metadata["params"]
-    assert (md["delta"], md["tolerance"], md["patience"]) == (0.2, 0.2, 6)  # the original's defaults
+    md = default.metadata
+    assert md["params"]["top_k"] == 9  # min(100, n - 1)
+    assert (md["params"]["delta"], md["params"]["tolerance"], md["params"]["epsilon"]) == (0.05, 0.2, 0.0)
+    assert md["guarantee"] == "simultaneous" and md["bound"] == "betting"
+    assert md["stop_reason"] == "n_permutations" and md["converged"] is False
 
 
 def test_tmab_derives_r_from_the_game_or_warns() -> None:
@@ -101,6 +123,7 @@ def test_tmab_derives_r_from_the_game_or_warns() -> None:
         res = estimate(game, "tmab", top_k=3, n_permutations=16, progress=False)
     assert res.metadata["value_range_source"] == "|v_all - v_empty|"
     assert res.metadata["value_range"] == pytest.approx(3.12)
+    assert res.metadata["guarantee"] == "none" and "guess" in res.metadata["guarantee_statement"]
     ranged = FunctionGame(lambda c: c[:, :3].sum(1) * 1.0, 12, value_range=3.0)
     res = estimate(ranged, "tmab", top_k=3, n_permutations=16, progress=False)
     assert res.metadata["value_range_source"] == "game" and res.metadata["value_range"] == 3.0
@@ -164,3 +187,42 @@ def test_untruncated_walks_batch_steps_without_changing_a_bit() -> None:
         assert np.array_equal(fast.marginals, stepwise.marginals)
         assert fast.evaluations == stepwise.evaluations
         assert np.array_equal(fast.orders, stepwise.orders)
+
+
+def test_rotation_groups_walk_one_order_rotated_then_independent_orders() -> None:
+    game = FewHubsGame.make(n_players=30, n_hubs=3, n_items=100, seed=4)
+    _ = game.v_empty
+    out = walk_round(game, range(8), seed=2, rotations=3, rotated_walks=6)
+    o = out.orders
+    for r in range(8):
+        assert sorted(o[r]) == list(range(30))  # each walk is a permutation
+    assert np.array_equal(o[1], np.roll(o[0], -10)) and np.array_equal(o[2], np.roll(o[0], -20))
+    assert np.array_equal(o[4], np.roll(o[3], -10))
+    assert not np.array_equal(o[6], np.roll(o[5], -10)) and not np.array_equal(o[7], np.roll(o[6], -10))
+    assert out.indices.tolist() == list(range(8))
+    # a unit is removed once in each third of the walk within a group
+    pos = np.argsort(o[:3], axis=1)
+    assert (np.sort(pos // 10, axis=0) == np.arange(3)[:, None]).all()
+
+
+def test_tmab_groups_the_first_walks_and_counts_marginals() -> None:
+    game = InteractionGame.random(9, 8, seed=6)
+    res = estimate(game, "tmab", top_k=2, n_permutations=60, tolerance=None, progress=False)
+    md = res.metadata
+    assert md["permutations"] == 60 and md["params"]["rotations"] == 3
+    # 48 walks in 16 groups (one sample each), then 12 single walks: 28 samples, 60 marginals per unit
+    assert (res.samples == 60).all()
+    plain = estimate(game, "tmab", top_k=2, n_permutations=60, tolerance=None, rotations=1, progress=False)
+    assert (plain.samples == 60).all() and not np.array_equal(plain.values, res.values)
+
+
+def test_a_game_that_claims_monotone_and_is_not_is_refused() -> None:
+    class Liar(FunctionGame):
+        monotone = True
+
+    game = Liar(lambda c: 1.0 - c[:, :3].sum(1) / 3.0, 6, value_range=1.0)  # removing players raises it
+    with pytest.raises(GameError, match="states monotone=True, but a marginal of"):
+        estimate(game, "tmab", top_k=2, n_permutations=8, progress=False)
+    hubs = FewHubsGame.make(n_players=20, n_hubs=3, n_items=100, seed=2, chance=0.0)
+    res = estimate(hubs, "tmab", top_k=3, n_permutations=16, progress=False)
+    assert res.metadata["marginal_range"] == [0.0, 1.0] and "monotone" in res.metadata["guarantee_statement"]
