@@ -74,3 +74,23 @@ def test_baked_thirdparty_matches_instrumented(key):
     masked = inst.evaluate(keep[None], feeds, outputs=[name])[name][0]
     np.testing.assert_allclose(baked, masked, rtol=1e-4, atol=1e-5)
     assert summary["folded"] or summary["constant_mul"]
+
+
+def test_ppocr_rec_dense_units_through_symbolic_shape_inference():
+    """paddle2onnx's SVTR neck reshapes with shapes ONNX's own inference loses; ORT's symbolic inference
+    recovers the rank, so its dense layers become units, exact at 1 and stackable."""
+    from onnxshap import instrument
+
+    inst = instrument(_fetch("ppocr_rec"), units="conv,dense")
+    dense = [layer for layer in inst.units.layers if layer.kind == "dense"]
+    assert not inst.units.skipped and len(dense) == 9 and inst.n_units == 16669
+    assert all(layer.rank == 3 and layer.channel_axis == 2 for layer in dense)
+    x = np.random.default_rng(0).random((1, 3, 48, 320), dtype=np.float32)
+    rng = np.random.default_rng(1)
+    masks = np.ones((3, inst.n_units), bool)
+    masks[1, dense[-2].offset : dense[-2].offset + dense[-2].channels] = rng.random(dense[-2].channels) < 0.5
+    masks[2] = rng.random(inst.n_units) < 0.9
+    stacked = next(iter(inst.evaluate(masks, x).values()))
+    one_by_one = np.concatenate([next(iter(inst.evaluate(m[None], x).values())) for m in masks])
+    np.testing.assert_allclose(stacked, one_by_one, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(stacked[0], stacked[1])  # masking a dense layer changes the output

@@ -32,12 +32,34 @@ def parse_kinds(units: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return kinds
 
 
-def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+def _infer(model: onnx.ModelProto, kinds: tuple[str, ...] = ("conv",)) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # inference is a help, not a requirement
         log.warning("shape inference failed (%s); relying on weight shapes", exc)
-        return model
+        inferred = model
+    if "dense" in kinds and _dense_outputs_without_rank(inferred.graph):
+        inferred = _infer_symbolic(model) or inferred
+    return inferred
+
+
+def _dense_outputs_without_rank(graph: onnx.GraphProto) -> bool:
+    """Whether a main-graph MatMul/Gemm output has no inferred shape (its rank decides the mask's shape)."""
+    known = {v.name for v in graph.value_info if v.type.tensor_type.HasField("shape")}
+    known.update(v.name for v in graph.output if v.type.tensor_type.HasField("shape"))
+    return any(n.op_type in ("MatMul", "Gemm") and n.output[0] not in known for n in graph.node)
+
+
+def _infer_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """ONNX Runtime's symbolic shape inference: follows Reshape/Transpose chains that ONNX's own inference
+    leaves unknown (e.g. the dense layers of transformer necks exported by paddle2onnx). None if it fails."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception as exc:  # a help, as above
+        log.warning("symbolic shape inference failed (%s); dense layers of unknown rank are skipped", exc)
+        return None
 
 
 def _value_info_names(graph: onnx.GraphProto, names: set[str]) -> set[str]:
@@ -156,7 +178,7 @@ def build_masked_graph(
         raise ModelError(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
     original = loaded.proto
     try:
-        graph = gs.import_onnx(_infer(original))
+        graph = gs.import_onnx(_infer(original, kinds))
     except Exception as exc:
         raise ModelError(
             f"cannot read the model's graph ({type(exc).__name__}: {exc})".splitlines()[0]
