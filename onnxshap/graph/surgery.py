@@ -34,7 +34,9 @@ def parse_kinds(units: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 def _infer(model: onnx.ModelProto, kinds: tuple[str, ...] = ("conv",)) -> onnx.ModelProto:
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(
+            model, check_type=False, strict_mode=False, data_prop=True
+        )
     except Exception as exc:  # inference is a help, not a requirement
         log.warning("shape inference failed (%s); relying on weight shapes", exc)
         inferred = model
