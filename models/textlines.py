@@ -128,13 +128,21 @@ def _text(rng: np.random.Generator) -> str:
     return " ".join(tokens)
 
 
-def _render(rng: np.random.Generator, text: str) -> tuple[Image.Image, str, int]:
-    """A tight grey-scale crop of ``text``: the ink's width plus a margin, the font's line box in height."""
+def render_text(
+    rng: np.random.Generator,
+    text: str,
+    font_sizes: tuple[int, int] = FONT_SIZES,
+    pad_x: tuple[int, int] = PAD_X,
+    pad_y: tuple[int, int] = PAD_Y,
+) -> tuple[Image.Image, str, int]:
+    """A tight grey-scale crop of ``text``: the ink's width plus a margin, the font's line box in height.
+
+    Font, size, text and background greys and margins are drawn from ``rng`` in that order."""
     name = FONT_FILES[int(rng.integers(len(FONT_FILES)))]
-    size = int(rng.integers(FONT_SIZES[0], FONT_SIZES[1] + 1))
+    size = int(rng.integers(font_sizes[0], font_sizes[1] + 1))
     fg = int(rng.integers(TEXT_GREY[0], TEXT_GREY[1] + 1))
     bg = int(rng.integers(BACKGROUND_GREY[0], BACKGROUND_GREY[1] + 1))
-    px, py = int(rng.integers(*PAD_X)), int(rng.integers(*PAD_Y))
+    px, py = int(rng.integers(*pad_x)), int(rng.integers(*pad_y))
     font = _font(name, size)
     left, _, right, _ = font.getbbox(text)
     ascent, descent = font.getmetrics()
@@ -153,7 +161,7 @@ def render_lines(n: int, seed: int = 0) -> list[TextLine]:
     lines = []
     for label in labels:
         text = _text(rng)
-        image, name, size = _render(rng, text)
+        image, name, size = render_text(rng, text)
         if label:
             image = image.transpose(Image.Transpose.ROTATE_180)
         lines.append(TextLine(image=image, text=text, label=int(label), font=name, font_size=size))

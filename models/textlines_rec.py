@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from models.textlines import FONT_FILES, HEIGHT, WORDS, font_path, preprocess
+from models.textlines import HEIGHT, WORDS, preprocess, render_text
 from onnxshap.data import Dataset
 from onnxshap.metrics.ctc import encode, paddle_charset
 
@@ -58,11 +57,6 @@ class RecLine:
     font_size: int
 
 
-@lru_cache(maxsize=256)
-def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(font_path(name)), size)
-
-
 def _token(rng: np.random.Generator) -> str:
     kind = rng.random()
     if kind < 0.2:
@@ -84,20 +78,6 @@ def _text(rng: np.random.Generator) -> str:
             return text
 
 
-def _render(rng: np.random.Generator, text: str) -> tuple[Image.Image, str, int]:
-    name = FONT_FILES[int(rng.integers(len(FONT_FILES)))]
-    size = int(rng.integers(FONT_SIZES[0], FONT_SIZES[1] + 1))
-    fg = int(rng.integers(TEXT_GREY[0], TEXT_GREY[1] + 1))
-    bg = int(rng.integers(BACKGROUND_GREY[0], BACKGROUND_GREY[1] + 1))
-    px, py = int(rng.integers(*PAD_X)), int(rng.integers(*PAD_Y))
-    font = _font(name, size)
-    left, _, right, _ = font.getbbox(text)
-    ascent, descent = font.getmetrics()
-    image = Image.new("L", (right - left + 2 * px, ascent + descent + 2 * py), bg)
-    ImageDraw.Draw(image).text((px - left, py), text, fill=fg, font=font)
-    return image, name, size
-
-
 def render_lines(n: int, seed: int = 0) -> list[RecLine]:
     """``n`` lines, deterministic for ``seed``, each narrow enough for the input without squeezing."""
     if n < 1:
@@ -106,7 +86,7 @@ def render_lines(n: int, seed: int = 0) -> list[RecLine]:
     lines: list[RecLine] = []
     while len(lines) < n:
         text = _text(rng)
-        image, name, size = _render(rng, text)
+        image, name, size = render_text(rng, text, FONT_SIZES, PAD_X, PAD_Y)
         if image.width * HEIGHT <= WIDTH * image.height:
             lines.append(RecLine(image=image, text=text, font=name, font_size=size))
     return lines
