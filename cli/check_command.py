@@ -89,13 +89,7 @@ def check(
     cfg = config_from_options(model, out, False, **opts)
     apply_player_options(cfg, opts)
     cfg.progress = False
-    if cfg.max_evals is None and cfg.max_seconds is None:
-        from onnxshap.audit.runner import check_players, players_for
-        from onnxshap.instrumented import instrument
-
-        check_players(cfg)
-        table = instrument(model, units=cfg.units, exclude=cfg.exclude, placement=cfg.placement).units
-        cfg.max_evals = CHECK_EVALS_PER_UNIT * players_for(cfg, table).n_players
+    cfg.evals_per_player = CHECK_EVALS_PER_UNIT  # used when neither --max-evals nor --max-seconds
     with sigterm_raises():
         folder = run_audit(cfg)
     check_game = None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from onnxshap.estimators import estimate
+    from onnxshap.backends import estimate
     from onnxshap.instrumented import Instrumented, instrument, load_instrumented
 
 __all__ = ["Instrumented", "__version__", "estimate", "instrument", "load_instrumented"]
@@ -16,7 +16,7 @@ _LAZY = {
     "instrument": "onnxshap.instrumented",
     "Instrumented": "onnxshap.instrumented",
     "load_instrumented": "onnxshap.instrumented",
-    "estimate": "onnxshap.estimators",
+    "estimate": "onnxshap.backends",
 }
 
 

@@ -16,7 +16,6 @@ from onnxshap.audit.runfolder import RunFolder, RunFolderError
 from onnxshap.audit.validation import resolve_top_k, validate_config
 from onnxshap.errors import DataError
 
-DEFAULT_EVALS_PER_UNIT = 100
 REMOVAL_DESCRIPTIONS = {
     "zero": "a removed unit outputs 0 at its mask",
     "mean": "a removed unit outputs its mean activation over the valuation split (per channel) at its mask",
@@ -37,6 +36,7 @@ class AuditConfig:
     seed: int = 0
     max_evals: int | None = None
     max_seconds: float | None = None
+    evals_per_player: int | None = None  # budget given neither max: None -> Estimator.default_budget
     delta: float | None = None
     images: int | None = 128
     split: float = 0.5
@@ -312,9 +312,15 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result, players) -> 
 
 
 def _max_evals(cfg: AuditConfig, n_players: int) -> int | None:
-    if cfg.estimator == "tmab" and cfg.max_evals is None and cfg.max_seconds is None:
-        return DEFAULT_EVALS_PER_UNIT * n_players  # tmab alone has no natural end on near-ties
-    return cfg.max_evals
+    """The run's max_evals: the configured one, else (no budget at all) ``evals_per_player`` per player,
+    else the estimator's own default (``Estimator.default_budget``)."""
+    from onnxshap.estimators import method_class
+
+    if cfg.max_evals is not None or cfg.max_seconds is not None:
+        return cfg.max_evals
+    if cfg.evals_per_player is not None:
+        return cfg.evals_per_player * n_players
+    return method_class(cfg.estimator).default_budget(n_players)
 
 
 def _check_backend(cfg: AuditConfig) -> None:
@@ -322,17 +328,10 @@ def _check_backend(cfg: AuditConfig) -> None:
     nothing answering at --address)."""
     if cfg.backend == "local" and cfg.address is None and cfg.workers is None:
         return
-    from onnxshap.distributed import check_backend, check_reachable, require_ray
-    from onnxshap.estimators import ESTIMATORS, ParameterError
-    from onnxshap.estimators.permutation import SamplingEstimator
+    from onnxshap.backends import check_backend_for
+    from onnxshap.distributed import check_reachable, require_ray
 
-    check_backend(cfg.backend, cfg.address, cfg.workers)
-    cls = ESTIMATORS.get(cfg.estimator)
-    if cls is not None and not issubclass(cls, SamplingEstimator):
-        raise ParameterError(
-            f"--backend {cfg.backend} runs the sampling estimators (tmab, truncated, permutation), "
-            f"not {cfg.estimator}"
-        )
+    check_backend_for(cfg.estimator, cfg.backend, cfg.address, cfg.workers)
     if cfg.backend == "ray":
         require_ray()
         check_reachable(cfg.address)
@@ -447,7 +446,7 @@ def _audit(cfg: AuditConfig, folder: RunFolder) -> None:
 def _estimate_and_record(
     cfg, folder, inst, players, unit_game, game, check, valuation, run_info, identity, started
 ) -> None:
-    from onnxshap.estimators import estimate
+    from onnxshap.backends import estimate
 
     top_k = resolve_top_k(cfg.top_k, players.n_players)
     max_evals = _max_evals(cfg, players.n_players)

@@ -3,7 +3,7 @@
 Estimators only see :class:`onnxshap.games.Game` objects and a budget; they know nothing about ONNX.
 """
 
-from onnxshap.estimators.api import ESTIMATORS, estimate, parameters
+from onnxshap.estimators.api import ESTIMATORS, estimate, method_class, parameters
 from onnxshap.estimators.base import Estimator, run
 from onnxshap.estimators.errors import CheckpointError, ParameterError
 from onnxshap.estimators.exact import ExactEstimator
@@ -27,6 +27,7 @@ __all__ = [
     "TMABEstimator",
     "TruncatedEstimator",
     "estimate",
+    "method_class",
     "parameters",
     "permutation_rng",
     "run",

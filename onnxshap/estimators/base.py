@@ -83,8 +83,43 @@ class Estimator(ABC):
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    runs_rounds: ClassVar[bool] = False  # True: a round executor may walk its permutations elsewhere
+    evals_per_player: ClassVar[int | None] = None  # default_budget per player (None: ends by itself)
 
-    def __init__(self, game: Game, *, top_k: int | None = None, seed: int = 0, **params: Any) -> None:
+    @classmethod
+    def check_backend(cls, backend: str) -> None:
+        """Refuse a backend other than "local" unless this estimator walks rounds of permutations."""
+        if backend != "local" and not cls.runs_rounds:
+            raise ParameterError(
+                f"backend {backend!r} runs the sampling estimators (tmab, truncated, permutation); "
+                f"method={cls.name!r} runs with backend='local'"
+            )
+
+    @classmethod
+    def default_budget(cls, n_players: int) -> int | None:
+        """The evaluations an audit gives this estimator when told no budget (None: it ends by itself)."""
+        return None if cls.evals_per_player is None else cls.evals_per_player * n_players
+
+    @classmethod
+    def budget_params(
+        cls, params: dict[str, Any], max_evals: int | None, max_seconds: float | None
+    ) -> dict[str, Any]:
+        """``params`` with the parameters that end a run given neither ``max_evals`` nor ``max_seconds``."""
+        return params
+
+    def check_budget(self, max_evals: int | None) -> None:
+        """Refuse a ``max_evals`` this estimator cannot finish in (no-op unless overridden)."""
+        return None
+
+    def __init__(
+        self,
+        game: Game,
+        *,
+        top_k: int | None = None,
+        seed: int = 0,
+        executor: object | None = None,  # a RoundExecutor (onnxshap.estimators.executor)
+        **params: Any,
+    ) -> None:
         if not isinstance(game, Game):
             raise ParameterError(
                 f"expected an onnxshap.games.Game, got {type(game).__name__}; "
@@ -108,6 +143,11 @@ class Estimator(ABC):
         self.top_k = self._check_top_k(top_k)
         self.evaluations = 0
         self.elapsed_before = 0.0
+        if executor is not None:
+            if not hasattr(executor, "run_round"):
+                raise ParameterError(f"executor must be a round executor, got {executor!r}")
+            type(self).check_backend(getattr(executor, "name", type(executor).__name__))
+            self.executor = executor
 
     def _check_top_k(self, top_k: int | None) -> int | None:
         if top_k is None:

@@ -49,6 +49,14 @@ class ExactEstimator(Estimator):
         """2^n plus v(all) and v(empty)."""
         return self.total + 2
 
+    def check_budget(self, max_evals: int | None) -> None:
+        """Refuse a ``max_evals`` below the 2^n + 2 evaluations exact needs."""
+        if max_evals is not None and max_evals < self.total + 2:
+            raise ParameterError(
+                f"exact needs {self.total + 2} evaluations for {self.n} players; "
+                f"max_evals={max_evals} is too small"
+            )
+
     def stop_reason(self) -> str | None:
         """ "complete" once every coalition is done."""
         return "complete" if self.next_coalition >= self.total else None

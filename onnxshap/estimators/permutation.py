@@ -36,6 +36,18 @@ class SamplingEstimator(Estimator):
     }
     unit = 1  # permutations per statistical sample (2 for antithetic pairs)
     executor: RoundExecutor = LOCAL  # who walks the rounds (see onnxshap.estimators.executor)
+    runs_rounds = True
+    unbudgeted_permutations: ClassVar[int | None] = DEFAULT_PERMUTATIONS  # walked given no budget
+
+    @classmethod
+    def budget_params(
+        cls, params: dict[str, Any], max_evals: int | None, max_seconds: float | None
+    ) -> dict[str, Any]:
+        """Without any budget, ``n_permutations`` defaults to ``unbudgeted_permutations``."""
+        unbounded = max_evals is None and max_seconds is None and params.get("n_permutations") is None
+        if unbounded and cls.unbudgeted_permutations is not None:
+            return {**params, "n_permutations": cls.unbudgeted_permutations}
+        return params
 
     def __init__(self, game: Game, **kwargs: Any) -> None:
         super().__init__(game, **kwargs)

@@ -103,6 +103,8 @@ class TMABEstimator(SamplingEstimator):
     """
 
     name = "tmab"
+    unbudgeted_permutations = None  # no permutation cap: the stop rule or the budget ends a run
+    evals_per_player = 100  # an audit's budget when told none: tmab has no natural end on near-ties
     defaults: ClassVar[dict[str, Any]] = {
         **SamplingEstimator.defaults,
         "delta": 0.05,

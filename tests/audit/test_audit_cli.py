@@ -177,6 +177,8 @@ def test_check_policies_pass_and_fail(finished_run, tmp_path):
         ],
     )
     assert bad.exit_code == 1 and "FAIL max_drop" in bad.output and "over by" in bad.output
+    checked = json.loads((tmp_path / "c2" / "run.json").read_text())  # no budget given: 30 per player
+    assert checked["parameters"]["max_evals"] == 30 * checked["n_players"]
     err = CliRunner().invoke(cli, ["check", str(CNN), "--out", str(tmp_path / "c3")])
     assert err.exit_code == 2 and "no policy given" in err.output
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from onnxshap import estimate
 from onnxshap.distributed import RAY_MISSING, check_reachable, make_executor
 from onnxshap.distributed.chunks import Summary, chunk_bounds, fold_chunk, walk_chunk
 from onnxshap.errors import RuntimeSetupError
-from onnxshap.estimators import ParameterError, estimate
+from onnxshap.estimators import ParameterError
 from onnxshap.estimators.api import ESTIMATORS
 from onnxshap.estimators.stats import RunningMoments
 from onnxshap.games import FewHubsGame

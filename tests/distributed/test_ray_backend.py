@@ -17,8 +17,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ray = pytest.importorskip("ray")
 
+from onnxshap import estimate  # noqa: E402
 from onnxshap.distributed.ray_executor import RayExecutor  # noqa: E402
-from onnxshap.estimators import estimate  # noqa: E402
 from onnxshap.estimators.checkpoint import load_checkpoint  # noqa: E402
 from onnxshap.games.base import Game  # noqa: E402
 from onnxshap.results import ShapleyResult  # noqa: E402

@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = r"""
 import json, os, re, subprocess, time
 from onnxshap.distributed.ray_executor import RayExecutor
-from onnxshap.estimators import estimate
+from onnxshap import estimate
 from onnxshap.games.function import FunctionGame
 
 def family(root):
