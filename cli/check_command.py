@@ -14,6 +14,10 @@ from .player_options import apply_player_options, player_options
 CHECK_EVALS_PER_UNIT = 30
 
 
+INCONCLUSIVE_CHOICES = ("inconclusive", "pass", "fail")
+INCONCLUSIVE_EXIT = {"inconclusive": 3, "pass": 0, "fail": 1}
+
+
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -45,6 +49,15 @@ CHECK_EVALS_PER_UNIT = 30
     help="Fail when the top-k overlap with --baseline-run falls below this fraction.",
 )
 @click.option(
+    "--inconclusive",
+    "inconclusive_means",
+    type=click.Choice(INCONCLUSIVE_CHOICES),
+    default="inconclusive",
+    show_default=True,
+    help="What a gate the --max-seconds budget could not settle means: exit 3 (inconclusive), or pass (0) "
+    "or fail (1).",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -62,14 +75,17 @@ def check(
     min_value,
     baseline_run,
     min_overlap,
+    inconclusive_means: str,
     out: Path | None,
     **opts,
 ) -> None:
-    """Audit MODEL within a budget and apply the policies: exit 0 pass, 1 fail, 2 error."""
+    """Audit MODEL within a budget and apply the policies: exit 0 pass, 1 fail, 2 error, 3 inconclusive
+    (the --max-seconds budget ran out before the policies could be measured; see --inconclusive)."""
     from onnxshap.audit import run_audit
     from onnxshap.audit.policy import Policy, evaluate
     from onnxshap.audit.runfolder import new_run_path
     from onnxshap.audit.runner import replay_games
+    from onnxshap.deadline import DeadlineReached, deadline
     from onnxshap.errors import DataError
     from onnxshap.interrupts import sigterm_raises
 
@@ -90,12 +106,21 @@ def check(
     apply_player_options(cfg, opts)
     cfg.progress = False
     cfg.evals_per_player = CHECK_EVALS_PER_UNIT  # used when neither --max-evals nor --max-seconds
-    with sigterm_raises():
+    # one deadline for the audit and the policies' measurements
+    with sigterm_raises(), deadline(cfg.max_seconds):
         folder = run_audit(cfg)
-    check_game = None
-    if policy.max_drop is not None:
-        _, _, check_game = replay_games(cfg, folder)  # this command's own options, not the folder's
-    outcomes = evaluate(policy, folder, check_game)
+        try:
+            check_game = None
+            if policy.max_drop is not None:
+                _, _, check_game = replay_games(cfg, folder)  # this command's own options, not the folder's
+            outcomes = evaluate(policy, folder, check_game)
+        except DeadlineReached:
+            code = INCONCLUSIVE_EXIT[inconclusive_means]
+            click.echo(
+                f"INCONCLUSIVE: --max-seconds {cfg.max_seconds:g} ran out before the policies were measured "
+                f"(run folder {folder.path}); --inconclusive {inconclusive_means}: exit {code}"
+            )
+            raise SystemExit(code) from None
     for outcome in outcomes:
         click.echo(outcome.line())
     failed = [o for o in outcomes if not o.passed]

@@ -45,9 +45,16 @@ def print_summary(folder) -> None:
         f"on {run['valuation_items']} items; held out: {run['held_out_items']}"
     )
     click.echo(
-        f"{run['estimator']}: {run['evaluations']} evaluations in {run['wall_seconds']:.1f} s on "
+        f"{run['estimator']}: {run['evaluations']} evaluations in "
+        f"{run.get('estimation_seconds', run['wall_seconds']):.1f} s on "
         f"{run['provider']}; converged: {meta.get('converged')} ({meta.get('stop_reason')})"
     )
+    plan = run.get("plan") or {}
+    if plan.get("max_seconds") is not None:
+        click.echo(
+            f"whole command: {plan['wall_seconds']:.1f} s of --max-seconds {plan['max_seconds']:g}"
+            + "".join(f"; {name} skipped ({why})" for name, why in plan.get("skipped", {}).items())
+        )
     decisions = run.get("decisions")
     if decisions:
         click.echo(

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from onnxshap.audit.curves import area, random_curve, removal_curve, removal_steps
+from onnxshap.audit.plan import AuditPlan
 from onnxshap.audit.runfolder import RunFolder, RunFolderError
 from onnxshap.audit.validation import resolve_top_k, validate_config
+from onnxshap.deadline import DeadlineReached, deadline
 from onnxshap.errors import DataError
 
 REMOVAL_DESCRIPTIONS = {
@@ -274,9 +276,12 @@ def _per_player(players, unit_values: np.ndarray) -> np.ndarray:
     return np.array([np.sum(unit_values[m]) for m in players.members])
 
 
-def _curves(cfg: AuditConfig, inst, game, check, valuation, result, players) -> dict[str, Any]:
-    """Removal curves over the players: ``game`` and ``check`` are the player games."""
-    from onnxshap.games.loo import loo_values, remember_loo
+def _curves(
+    cfg: AuditConfig, inst, game, check, valuation, result, players, plan: AuditPlan
+) -> dict[str, Any]:
+    """Removal curves over the players (``game`` and ``check`` are the player games), each baseline and
+    each curve a phase of ``plan``: what does not fit in the budget is skipped and named."""
+    from onnxshap.games.loo import loo_missing, loo_values, remember_loo
     from onnxshap.graph.weights import weight_norms
     from onnxshap.results import scalar_summary
     from onnxshap.runtime.activations import mean_activations
@@ -285,30 +290,58 @@ def _curves(cfg: AuditConfig, inst, game, check, valuation, result, players) -> 
         remember_loo(game, result.values)  # a loo run's own values are its leave-one-out baseline
 
     steps = removal_steps(players.n_players, cfg.top_k)
+    per_eval = _seconds_per_evaluation(result)
     scores = result.scores
     rankings: dict[str, np.ndarray] = {
         "shapley": np.argsort(-scores, kind="stable"),
         "negative": np.argsort(scores, kind="stable"),
     }
     if cfg.baselines:
-        loo = scalar_summary(loo_values(game))  # computed once per game
-        rankings["loo"] = np.argsort(-loo, kind="stable")
-        activation = _per_player(players, mean_activations(inst, valuation.inputs))
-        activation = np.nan_to_num(activation, nan=-np.inf)
-        rankings["activation"] = np.argsort(-activation, kind="stable")
-        weights = _per_player(players, weight_norms(inst.source, inst.units))
-        weights = np.nan_to_num(weights, nan=-np.inf)
-        rankings["weight"] = np.argsort(-weights, kind="stable")
-    curves = {name: removal_curve(check, ranking, steps) for name, ranking in rankings.items()}
+
+        def loo_ranking() -> np.ndarray:
+            return np.argsort(-scalar_summary(loo_values(game)), kind="stable")  # computed once per game
+
+        def activation_ranking() -> np.ndarray:
+            activation = _per_player(players, mean_activations(inst, valuation.inputs))
+            return np.argsort(-np.nan_to_num(activation, nan=-np.inf), kind="stable")
+
+        def weight_ranking() -> np.ndarray:
+            weights = _per_player(players, weight_norms(inst.source, inst.units))
+            return np.argsort(-np.nan_to_num(weights, nan=-np.inf), kind="stable")
+
+        needs = {"loo": loo_missing(game) * per_eval, "activation": 2 * per_eval, "weight": None}
+        for name, make in (
+            ("loo", loo_ranking),
+            ("activation", activation_ranking),
+            ("weight", weight_ranking),
+        ):
+            ranking = plan.run(f"{name} baseline", make, needs[name])
+            if ranking is not None:
+                rankings[name] = ranking
+    curve_cost = len(steps) * per_eval
+    curves: dict[str, np.ndarray] = {}
+    for name, ranking in rankings.items():
+        values = plan.run(f"{name} curve", lambda r=ranking: removal_curve(check, r, steps), curve_cost)
+        if values is not None:
+            curves[name] = values
     if cfg.baselines:
-        curves["random"] = random_curve(check, steps, cfg.seed)
+        values = plan.run("random curve", lambda: random_curve(check, steps, cfg.seed), 5 * curve_cost)
+        if values is not None:
+            curves["random"] = values
     return {
         "steps": steps,
         "data": "held-out split" if check is not game else "valuation data (no held-out split)",
         "curves": {name: values.tolist() for name, values in curves.items()},
         "auc": {name: area(steps, values) for name, values in curves.items()},
         "rankings": {name: ranking[: max(steps)].tolist() for name, ranking in rankings.items()},
+        "skipped": dict(plan.skipped),
     }
+
+
+def _seconds_per_evaluation(result) -> float:
+    """Seconds per evaluation measured by the estimation (0 when it made none)."""
+    evals = result.evaluations or 0
+    return float(result.metadata.get("wall_seconds") or 0.0) / evals if evals else 0.0
 
 
 def _max_evals(cfg: AuditConfig, n_players: int) -> int | None:
@@ -344,13 +377,15 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     run.json is written, a run that stops early records it there: status "interrupted" (KeyboardInterrupt,
     SIGTERM) or "failed" with the error; its checkpoint, if any, can be resumed.
     """
+    plan = AuditPlan(cfg.max_seconds, cfg.baselines)
     validate_config(cfg)
     _check_backend(cfg)
     check_players(cfg)
     folder = RunFolder(cfg.out)
-    with folder.locked(create=True):
+    # the deadline covers the whole command, not only the estimation
+    with deadline(cfg.max_seconds), folder.locked(create=True):
         folder.prepare(cfg.resume)
-        _audit(cfg, folder)
+        _audit(cfg, folder, plan)
     return folder
 
 
@@ -372,7 +407,7 @@ def game_identity(cfg: AuditConfig, inst, data, valuation) -> dict[str, Any]:
     return identity
 
 
-def _audit(cfg: AuditConfig, folder: RunFolder) -> None:
+def _audit(cfg: AuditConfig, folder: RunFolder, plan: AuditPlan) -> None:
     from onnxshap import __version__
     from onnxshap.instrumented import instrument
 
@@ -429,9 +464,10 @@ def _audit(cfg: AuditConfig, folder: RunFolder) -> None:
     if "model_data_sha256" in identity:
         run_info["model_data_sha256"] = identity["model_data_sha256"]
     folder.write_json(folder.run_json, run_info)
+    plan.seconds["setup"] = round(plan.elapsed(), 3)
     try:
         _estimate_and_record(
-            cfg, folder, inst, players, unit_game, game, check, valuation, run_info, identity, started
+            cfg, folder, inst, players, unit_game, game, check, valuation, run_info, identity, started, plan
         )
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
@@ -444,32 +480,39 @@ def _audit(cfg: AuditConfig, folder: RunFolder) -> None:
 
 
 def _estimate_and_record(
-    cfg, folder, inst, players, unit_game, game, check, valuation, run_info, identity, started
+    cfg, folder, inst, players, unit_game, game, check, valuation, run_info, identity, started, plan
 ) -> None:
     from onnxshap.backends import estimate
 
     top_k = resolve_top_k(cfg.top_k, players.n_players)
     max_evals = _max_evals(cfg, players.n_players)
-    result = estimate(
-        game,
-        method=cfg.estimator,
-        top_k=top_k,
-        seed=cfg.seed,
-        max_evals=max_evals,
-        max_seconds=cfg.max_seconds,
-        checkpoint_dir=folder.checkpoint_dir,
-        checkpoint_every_seconds=float(os.environ.get("ONNXSHAP_CHECKPOINT_SECONDS", 30)),
-        resume=cfg.resume,
-        progress=cfg.progress,
-        backend=cfg.backend,
-        address=cfg.address,
-        workers=cfg.workers,
-        fingerprint_extra=identity,
-        **_estimator_params(cfg),
-    )
+    estimation_seconds = plan.estimation_budget() if cfg.max_seconds is not None else None
+    if estimation_seconds is not None and estimation_seconds <= 0:
+        raise DeadlineReached(
+            f"--max-seconds {cfg.max_seconds:g} is used up by loading the model and data "
+            f"({plan.elapsed():.1f} s): give the command more time"
+        )
+    with plan.phase("estimation"):
+        result = estimate(
+            game,
+            method=cfg.estimator,
+            top_k=top_k,
+            seed=cfg.seed,
+            max_evals=max_evals,
+            max_seconds=estimation_seconds,
+            checkpoint_dir=folder.checkpoint_dir,
+            checkpoint_every_seconds=float(os.environ.get("ONNXSHAP_CHECKPOINT_SECONDS", 30)),
+            resume=cfg.resume,
+            progress=cfg.progress,
+            backend=cfg.backend,
+            address=cfg.address,
+            workers=cfg.workers,
+            fingerprint_extra=identity,
+            **_estimator_params(cfg),
+        )
     folder.write_results(result, inst.units, players)
     ids = players.names
-    curves = _curves(cfg, inst, game, check, valuation, result, players)
+    curves = _curves(cfg, inst, game, check, valuation, result, players, plan)
     folder.write_json(folder.curves_json, curves)
     top = result.top_k if result.top_k is not None else result.ranking()[: top_k or 0]
     run_info.update(
@@ -489,7 +532,9 @@ def _estimate_and_record(
             "estimator_metadata": result.metadata,
             "evaluations": result.evaluations,
             "fast_path": asdict(unit_game.fast_path().describe()) if unit_game.fast else None,
-            "wall_seconds": result.metadata.get("wall_seconds"),
+            "estimation_seconds": result.metadata.get("wall_seconds"),
+            "wall_seconds": round(plan.elapsed(), 3),  # the whole command
+            "plan": plan.as_json(),
             "audit_seconds": time.time() - started,
             "top_k": [ids[i] for i in top],
             "guarantee": result.metadata.get("guarantee"),

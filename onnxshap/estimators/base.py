@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from onnxshap.deadline import DeadlineReached, deadline
+from onnxshap.deadline import remaining as deadline_remaining
 from onnxshap.estimators.checkpoint import (
     check_fingerprint,
     checkpoint_path,
@@ -286,16 +288,25 @@ def _progress_bar(enabled: bool | None, total: int | None, initial: int, desc: s
 
 
 def _evals_left_in(
-    max_seconds: float, t0: float, start_seconds: float, evals_done: int, remaining: int | None
-) -> int:
-    """Evaluations that fit in the time left, at the rate measured so far in this call (so the last
-    round is shrunk to the budget instead of overrunning it by a whole round)."""
+    max_seconds: float | None, t0: float, start_seconds: float, evals_done: int, remaining: int | None
+) -> int | None:
+    """Evaluations for the next step: at the rate measured so far in this call, half of what fits in the
+    time left (this call's ``max_seconds`` or an outer deadline, whichever ends first). A step the
+    deadline cuts short is discarded, so steps are planned to end early: at most half the time left is
+    ever at stake, and the run gets complete steps until close to its end."""
     elapsed = time.perf_counter() - t0
+    lefts = [
+        t
+        for t in (None if max_seconds is None else max_seconds - elapsed, deadline_remaining())
+        if t is not None
+    ]
+    if not lefts:
+        return remaining
     if evals_done > 0:
-        rate = evals_done / max(elapsed - start_seconds, 1e-9)
-    else:
-        rate = 0.5 * 2.0 / max(start_seconds, 1e-9)  # from v(all), v(empty): rough, so plan half
-    by_time = max(1, int(rate * (max_seconds - elapsed)))
+        rate, share = evals_done / max(elapsed - start_seconds, 1e-9), 0.5
+    else:  # from v(all), v(empty) only: a rough rate, so plan a smaller first step
+        rate, share = 2.0 / max(start_seconds, 1e-9), 0.2
+    by_time = max(1, int(share * rate * max(0.0, min(lefts))))
     return by_time if remaining is None else min(remaining, by_time)
 
 
@@ -348,7 +359,32 @@ def run(
     if resume and checkpoint_dir is None:
         raise ParameterError("resume=True needs checkpoint_dir (the folder holding the checkpoint)")
     t0 = time.perf_counter()
-    est.start()
+    with deadline(max_seconds):
+        try:
+            est.start()
+        except DeadlineReached:
+            raise DeadlineReached(
+                "the time budget ran out before v(all) and v(empty) were evaluated: nothing to report"
+            ) from None
+        return _drive(
+            est, t0, max_evals, max_seconds, checkpoint_dir, checkpoint_every_evals,
+            checkpoint_every_seconds, resume, progress, fingerprint_extra,
+        )  # fmt: skip
+
+
+def _drive(
+    est: Estimator,
+    t0: float,
+    max_evals: int | None,
+    max_seconds: float | None,
+    checkpoint_dir: str | Path | None,
+    checkpoint_every_evals: int | None,
+    checkpoint_every_seconds: float | None,
+    resume: bool,
+    progress: bool | None,
+    fingerprint_extra: dict[str, Any] | None,
+) -> ShapleyResult:
+    """:func:`run` after ``est.start()``, inside its deadline."""
     # v(all) and v(empty): a first measure of the cost per evaluation
     start_seconds = time.perf_counter() - t0
     fingerprint = est.fingerprint()
@@ -378,8 +414,9 @@ def run(
         save_checkpoint(checkpoint_dir, est.arrays(), fingerprint, state)
 
     def snapshot() -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-        """The state between two steps, copied: what an interrupt in the middle of the next step saves."""
-        if checkpoint_dir is None:
+        """The state between two steps, copied: what an interrupt in the middle of the next step saves,
+        and what a deadline in the middle of the next step goes back to."""
+        if checkpoint_dir is None and deadline_remaining() is None:
             return None
         state = {**est.scalars(), "elapsed": est.elapsed_before + time.perf_counter() - t0}
         return {k: np.array(v, copy=True) for k, v in est.arrays().items()}, copy.deepcopy(state)
@@ -388,7 +425,7 @@ def run(
     bar = _progress_bar(progress, total, est.evaluations, f"onnxshap {est.name}")
     last_evals, last_time = est.evaluations, time.perf_counter()
     first_evals = est.evaluations
-    last_good = snapshot()
+    last_good, last_good_evals = snapshot(), est.game.evaluations
     undo_sigterm = raise_on_sigterm()
     try:
         while True:
@@ -401,12 +438,11 @@ def run(
                 break
             before = est.evaluations
             remaining = None if max_evals is None else max_evals - est.evaluations
-            if max_seconds is not None:
-                remaining = _evals_left_in(
-                    max_seconds, t0, start_seconds, est.evaluations - first_evals, remaining
-                )
+            remaining = _evals_left_in(
+                max_seconds, t0, start_seconds, est.evaluations - first_evals, remaining
+            )
             est.step(remaining)
-            last_good = snapshot()
+            last_good, last_good_evals = snapshot(), est.game.evaluations
             bar.update(est.evaluations - before)
             post = est.postfix()
             if post:
@@ -423,9 +459,15 @@ def run(
             ):
                 save()
                 last_evals, last_time = est.evaluations, time.perf_counter()
+    except DeadlineReached:
+        # the step in flight is discarded: the result is that of the complete steps before it
+        assert last_good is not None  # a deadline is set, so every step was snapshotted
+        est.load_state(*last_good)
+        est.discarded_evaluations = est.game.evaluations - last_good_evals
+        reason = "max_seconds"
     except KeyboardInterrupt:
-        if last_good is not None:
-            save_checkpoint(checkpoint_dir, last_good[0], fingerprint, last_good[1])  # type: ignore[arg-type]
+        if last_good is not None and checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, last_good[0], fingerprint, last_good[1])
         raise
     finally:
         undo_sigterm()
@@ -434,4 +476,7 @@ def run(
         save()
     wall = est.elapsed_before + time.perf_counter() - t0
     budget = {"max_evals": max_evals, "max_seconds": max_seconds}
-    return est.result(reason, wall, budget)
+    result = est.result(reason, wall, budget)
+    # evaluations of a step cut short by the deadline: spent, not used
+    result.metadata["discarded_evaluations"] = int(getattr(est, "discarded_evaluations", 0))
+    return result

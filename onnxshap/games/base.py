@@ -7,6 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
+from onnxshap.deadline import check as check_deadline
 from onnxshap.errors import OnnxShapError
 
 
@@ -87,6 +88,7 @@ class Game(ABC):
         return out[0] if single else out
 
     def _checked(self, chunk: np.ndarray) -> np.ndarray:
+        check_deadline()  # between model calls: a command's deadline (onnxshap.deadline) stops here
         vals = np.array(self._evaluate(chunk), dtype=np.float64)  # a copy: never alias the game's buffers
         want = (len(chunk), *self.value_shape)
         if vals.shape != want:

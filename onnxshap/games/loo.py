@@ -45,3 +45,11 @@ def loo_values(game: Game, players: np.ndarray | None = None) -> np.ndarray:
     if len(missing):
         stored[missing] = game.leave_one_out(missing)
     return stored[idx].copy()
+
+
+def loo_missing(game: Game) -> int:
+    """How many players' leave-one-out values ``loo_values(game)`` would still have to compute."""
+    stored = game.__dict__.get(_ATTR)
+    if stored is None:
+        return game.n_players
+    return int(np.isnan(stored.reshape(game.n_players, -1)).any(axis=1).sum())

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from onnxshap.data.strata import cell_values, strata_of, stratified_draw
+from onnxshap.deadline import check as check_deadline
 from onnxshap.errors import DataError, ModelError
 from onnxshap.games.base import Game, GameError
 from onnxshap.metrics import Metric, get_metric
@@ -160,6 +161,7 @@ class OnnxGame(Game):
                 part = where[start : start + self.batch_size]
                 coal = np.ones((len(part), self.n_players), dtype=np.bool_)
                 coal[np.arange(len(part)), idx[part]] = False
+                check_deadline()
                 values = self._checked_values(self._metric_of(bound.evaluate(coal)), len(part))
                 deltas[part] = v_all - values
             layer = units.layers[li]

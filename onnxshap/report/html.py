@@ -114,7 +114,9 @@ def summary(data: RunData) -> str:
     exclude = f"; excluded /{units.exclude}/" if units.exclude else ""
     converged = meta.get("converged")
     stop = meta.get("stop_reason")
-    wall, audit = info.get("wall_seconds"), info.get("audit_seconds")
+    wall = info.get("estimation_seconds", info.get("wall_seconds"))
+    audit = info.get("wall_seconds") if "estimation_seconds" in info else info.get("audit_seconds")
+    plan = info.get("plan") or {}
     rows: list[tuple[str, Any]] = [
         ("Model", Raw(f"<code>{escape(str(info.get('model')))}</code> (sha256 {escape(sha[:12])}…)")),
         ("Metric", _metric(info)),
@@ -133,6 +135,18 @@ def summary(data: RunData) -> str:
             "Wall time",
             (f"{wall:.1f} s estimating" if wall is not None else "—")
             + (f", {audit:.1f} s for the whole audit" if audit is not None else ""),
+        ),
+        (
+            "Time budget",
+            "none (--max-seconds not given)"
+            if plan.get("max_seconds") is None
+            else f"{plan['max_seconds']:g} s for the whole command; "
+            + (
+                "skipped to stay within it: "
+                + "; ".join(f"{name} ({why})" for name, why in plan.get("skipped", {}).items())
+                if plan.get("skipped")
+                else "every phase fitted"
+            ),
         ),
         (
             "Converged",
