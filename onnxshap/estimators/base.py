@@ -329,13 +329,13 @@ def run(
     Interrupted (KeyboardInterrupt, or SIGTERM, which raises :class:`onnxshap.interrupts.Terminated` while
     this runs), the state as of the last complete step is checkpointed before the exception goes on.
 
-    Budgets are checked between steps: a step in flight (one round of permutations) always finishes,
-    and sampling estimators shrink their last round to the remaining ``max_evals`` (at the measured
-    cost per permutation), so the count can exceed ``max_evals`` by about one permutation's cost.
-    ``max_seconds`` limits this call's wall time: rounds are shrunk to the evaluations that fit in the
-    time left at the rate measured so far, so a run overruns by at most about one permutation (it makes
-    a run's length machine-dependent; a resumed
-    run reproduces an uninterrupted one exactly only under ``max_evals`` / ``n_permutations``).
+    ``max_evals`` is checked between steps (sampling estimators shrink their last round to the evaluations
+    left, so the count can exceed it by about one permutation's cost). ``max_seconds`` (and any outer
+    :func:`onnxshap.deadline.deadline`) is a deadline checked between model calls: a step it cuts short is
+    discarded and the result is that of the complete steps before it (``discarded_evaluations`` in the
+    metadata); steps are planned at the measured rate to take at most half the time left. A run stopped by
+    time is machine-dependent; a resumed run reproduces an uninterrupted one exactly only under
+    ``max_evals`` / ``n_permutations``.
     """
     _check(
         "max_evals",
