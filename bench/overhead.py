@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxshap import instrument
+from onnxshap.runtime.session import input_metas
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,7 @@ def measure(path: Path, x: np.ndarray, placement: str, rounds: int) -> tuple[flo
     masked = inst.evaluator
     inst.run_original(x)
     orig = inst._original.session
-    input_name = orig.get_inputs()[0].name
+    input_name = input_metas(orig)[0].name
     feeds = {input_name: x}
     masked_feeds = {**feeds, **masked.masks_for(np.ones((1, inst.n_units), bool))}
     outs = [o.name for o in orig.get_outputs()]

@@ -101,11 +101,13 @@ def max_logit_diff(model: torch.nn.Module, x: np.ndarray, path: Path = MODEL) ->
     import onnxruntime as ort
     import torch
 
+    from onnxshap.runtime.session import input_metas
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    ref = sess.run(None, {input_metas(sess)[0].name: x})[0]
     with torch.inference_mode():
         out = model(torch.from_numpy(x)).numpy()
     return float(np.abs(out - ref).max())

@@ -44,13 +44,11 @@ def verify(
     inst = instrument(
         model, units=units, placement=placement, provider=provider, optimize=False, exclude=exclude
     )
-    masks = {layer.mask_input for layer in inst.units.layers}
-    names = [m.name for m in inst.evaluator.session.get_inputs() if m.name not in masks]
+    masks = inst.mask_inputs()
     if data is not None:
         from onnxshap.data import load_data
 
-        metas = [m for m in inst.evaluator.session.get_inputs() if m.name in names]
-        dataset = load_data(data, input_metas=metas)
+        dataset = load_data(data, input_metas=inst.input_metas())
         feeds = {k: v[:batch] for k, v in dataset.inputs.items()}
         source = f"{data.name} (first {batch} items)"
     else:

@@ -16,7 +16,7 @@ from onnxshap.runtime.batching import ItemChunks, plan_chunks
 from onnxshap.runtime.evaluator import MaskedEvaluator, prepare_inputs, run_items
 from onnxshap.runtime.fast_path import FastPath
 from onnxshap.runtime.providers import without_cuda_graph
-from onnxshap.runtime.session import SessionInfo, make_session
+from onnxshap.runtime.session import SessionInfo, input_metas, make_session
 
 
 class Instrumented:
@@ -48,11 +48,18 @@ class Instrumented:
         own session on first use (how games travel to distributed workers). Models with external data
         need that data at the same path where the copy is unpickled."""
         state = dict(self.__dict__)
-        state["_evaluator"] = None
-        state["_original"] = None
-        if "_fast_paths" in state:  # sessions of the coalition loop's fast path, when there is one
-            state["_fast_paths"] = {}
+        state.update(_evaluator=None, _original=None, _fast_paths={})
         return state
+
+    def reopen_runtime(self, provider: str, threads: int | None) -> None:
+        """Drop every ONNX Runtime session (instrumented, original, fast paths) and run on ``provider``
+        with ``threads`` intra-op threads from now on; the next use builds the sessions anew (how a
+        distributed worker points the copy it received at its own device)."""
+        self.provider_request = provider
+        self.threads = threads
+        self._evaluator = None
+        self._original = None
+        self._fast_paths = {}
 
     @property
     def n_units(self) -> int:
@@ -64,8 +71,15 @@ class Instrumented:
     @property
     def input_names(self) -> list[str]:
         """The model's own inputs (mask inputs left out)."""
-        masks = {layer.mask_input for layer in self.units.layers}
-        return [m.name for m in self.evaluator.session.get_inputs() if m.name not in masks]
+        return [m.name for m in self.input_metas()]
+
+    def mask_inputs(self) -> set[str]:
+        """The mask inputs instrumentation added (one per unit layer)."""
+        return {layer.mask_input for layer in self.units.layers}
+
+    def input_metas(self) -> list:
+        """The model's own inputs' descriptions (onnxruntime ``NodeArg``: name, shape, type), masks left out."""
+        return input_metas(self.evaluator.session, skip=self.mask_inputs())
 
     def bind(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{input name: array}: a bare array, or a one-array dict under another name, goes to the only input."""
@@ -151,8 +165,8 @@ class Instrumented:
         """How these data items are cut into runs of the model's fixed batch size; None when the model
         takes them in one run (see `onnxshap.runtime.batching`)."""
         session = self.evaluator.session
-        masks = {layer.mask_input for layer in self.units.layers}
-        return plan_chunks(session.get_inputs(), prepare_inputs(session, inputs, masks, fixed_batch=True))
+        masks = self.mask_inputs()
+        return plan_chunks(input_metas(session), prepare_inputs(session, inputs, masks, fixed_batch=True))
 
     def with_means(self, means: np.ndarray) -> Instrumented:
         """The same model instrumented for mean removal: a removed unit outputs ``means[unit]`` (one value

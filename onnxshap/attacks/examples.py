@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,9 +19,12 @@ from onnxshap.attacks.square import (
 from onnxshap.data import Dataset
 from onnxshap.errors import DataError
 
+if TYPE_CHECKING:
+    from onnxshap.runtime.interface import MaskedModel
+
 
 def adversarial_dataset(
-    inst,
+    inst: MaskedModel,
     data: Dataset,
     eps: float = DEFAULT_EPS,
     max_queries: int = DEFAULT_MAX_QUERIES,

@@ -155,7 +155,9 @@ def square_size(p: float, h: int, w: int) -> int:
 
 def session_predict(session: Any, input_name: str | None = None, output_name: str | None = None) -> Predict:
     """A ``predict`` callable over an onnxruntime ``InferenceSession`` (first input/output by default)."""
-    inp = input_name or session.get_inputs()[0].name
+    from onnxshap.runtime.session import input_metas
+
+    inp = input_name or input_metas(session)[0].name
     out = output_name or session.get_outputs()[0].name
 
     def predict(xb: np.ndarray) -> np.ndarray:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from onnxshap.data import Dataset
 from onnxshap.errors import DataError
 from onnxshap.metrics import Metric
 
+if TYPE_CHECKING:
+    from onnxshap.runtime.interface import MaskedModel
 
-def output_item_shape(inst, data: Dataset, output: str | None = None) -> tuple[int, ...]:
+
+def output_item_shape(inst: MaskedModel, data: Dataset, output: str | None = None) -> tuple[int, ...]:
     """Per-item shape of the model output the metric reads, from the full model on the data's first item(s)
     (as many as a fixed batch dimension asks for)."""
     outputs = inst.evaluator.output_names
@@ -17,7 +22,7 @@ def output_item_shape(inst, data: Dataset, output: str | None = None) -> tuple[i
     if name not in outputs:
         raise DataError(f"the model has no output {name!r} (outputs: {', '.join(outputs)})")
     batch = 1
-    for meta in inst.evaluator.session.get_inputs():
+    for meta in inst.input_metas():
         if meta.name in data.inputs and meta.shape and isinstance(meta.shape[0], int) and meta.shape[0] > 0:
             batch = meta.shape[0]
     feeds = {k: v[:batch] for k, v in data.inputs.items()}

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from onnxshap.audit.runfolder import RunFolder, RunFolderError
 from onnxshap.audit.validation import resolve_top_k, validate_config
 from onnxshap.deadline import DeadlineReached, deadline
 from onnxshap.errors import DataError
+
+if TYPE_CHECKING:
+    from onnxshap.runtime.interface import MaskedModel
 
 REMOVAL_DESCRIPTIONS = {
     "zero": "a removed unit outputs 0 at its mask",
@@ -81,10 +84,10 @@ def default_data(model: Path) -> Path:
     raise DataError(f"--data is required for {model.name} (no shipped data found for it)")
 
 
-def _load(cfg: AuditConfig, inst):
+def _load(cfg: AuditConfig, inst: MaskedModel):
     from onnxshap.data import load_data
 
-    metas = [m for m in inst.evaluator.session.get_inputs() if m.name in inst.input_names]
+    metas = inst.input_metas()
     path = cfg.data or default_data(cfg.model)
     return load_data(path, input_metas=metas, spec=cfg.spec, **cfg.preprocess), path
 
@@ -101,7 +104,7 @@ def _estimator_params(cfg: AuditConfig) -> dict[str, Any]:
     return params
 
 
-def _games(cfg: AuditConfig, inst, data, folder: RunFolder, means: np.ndarray | None = None):
+def _games(cfg: AuditConfig, inst: MaskedModel, data, folder: RunFolder, means: np.ndarray | None = None):
     """(unit game, held-out unit game, valuation split, held-out split, inst) for a run's config.
 
     With ``--removal mean`` the model is re-instrumented with each unit's mean activation on the valuation
@@ -118,7 +121,7 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder, means: np.ndarray | 
         if cfg.adversarial_data is not None:
             from onnxshap.data import load_data
 
-            metas = [m for m in inst.evaluator.session.get_inputs() if m.name in inst.input_names]
+            metas = inst.input_metas()
             adv = load_data(cfg.adversarial_data, input_metas=metas, spec=cfg.spec, **cfg.preprocess)
             check_audit_data(metric, adv, shape)
             valuation, held_out = adv.split(cfg.split, seed=cfg.seed) if cfg.split > 0 else (adv, None)
@@ -157,7 +160,7 @@ def _games(cfg: AuditConfig, inst, data, folder: RunFolder, means: np.ndarray | 
     return game, check, valuation, held_out, inst
 
 
-def unit_means(inst, inputs) -> np.ndarray:
+def unit_means(inst: MaskedModel, inputs) -> np.ndarray:
     """Each unit's mean activation on ``inputs`` (what ``--removal mean`` puts in place of a removed unit)."""
     from onnxshap.errors import ModelError
     from onnxshap.runtime.activations import channel_means
@@ -209,7 +212,7 @@ def players_for(cfg: AuditConfig, table):
     return players.lesioned_by(items, table) if items else players
 
 
-def _recorded_means(inst) -> np.ndarray:
+def _recorded_means(inst: MaskedModel) -> np.ndarray:
     """The per-unit means a mean-removal model was built with (read back from its initializers)."""
     from onnx import numpy_helper
 
@@ -277,7 +280,7 @@ def _per_player(players, unit_values: np.ndarray) -> np.ndarray:
 
 
 def _curves(
-    cfg: AuditConfig, inst, game, check, valuation, result, players, plan: AuditPlan
+    cfg: AuditConfig, inst: MaskedModel, game, check, valuation, result, players, plan: AuditPlan
 ) -> dict[str, Any]:
     """Removal curves over the players (``game`` and ``check`` are the player games), each baseline and
     each curve a phase of ``plan``: what does not fit in the budget is skipped and named."""
@@ -389,7 +392,7 @@ def run_audit(cfg: AuditConfig) -> RunFolder:
     return folder
 
 
-def game_identity(cfg: AuditConfig, inst, data, valuation) -> dict[str, Any]:
+def game_identity(cfg: AuditConfig, inst: MaskedModel, data, valuation) -> dict[str, Any]:
     """What the game is made of, beyond what the estimator sees: must match for a checkpoint to resume.
     The model's sha256 (and its external data files'), the data's and the valuation items' fingerprints."""
     from onnxshap.fileio import sha256_of

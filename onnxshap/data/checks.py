@@ -69,7 +69,7 @@ def _hint(expected: Sequence[int | str | None], got: Sequence[int], images: bool
 def check_against_model(dataset: Dataset, input_metas: Iterable[Any], skip: Collection[str] = ()) -> None:
     """DataError unless every model input (minus `skip`, e.g. mask inputs) has a fitting array and no array is extra.
 
-    `input_metas` are (name, shape, type) tuples or onnxruntime NodeArgs (`session.get_inputs()`). The batch
+    `input_metas` are (name, shape, type) tuples or onnxruntime NodeArgs (``onnxshap.runtime.session.input_metas``). The batch
     axis is not compared (a model with a static batch is run in chunks of that size).
     """
     metas = [m for m in (as_meta(m) for m in input_metas) if m[0] not in skip]

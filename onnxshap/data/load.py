@@ -22,7 +22,7 @@ def load_data(
     input_name: str | None = None,
     **spec_overrides: Any,
 ) -> Dataset:
-    """Load an .npz or an image folder; with `input_metas` (session.get_inputs() or (name, shape, type)) check it.
+    """Load an .npz or an image folder; with `input_metas` (``onnxshap.runtime.session.input_metas`` or (name, shape, type)) check it.
 
     For a folder, the preprocessing is `spec` (a PreprocessSpec or a JSON file) or guessed from the model input
     (`spec_for_input`), with `spec_overrides` (size, resize, scale, mean, std, channels, layout, dtype, ...;

@@ -95,11 +95,7 @@ def prepare_worker_game(game: Game, provider: str, threads: int | None) -> dict[
     and build its session now (errors surface when the worker starts). Returns what runs it."""
     inst = getattr(game, "inst", None)
     info: dict[str, Any] = {"pid": os.getpid(), "provider": None, "threads": threads}
-    if inst is not None and hasattr(inst, "provider_request"):
-        inst.provider_request = provider
-        inst.threads = threads
-        inst._evaluator = None  # never reuse a session built with other options
-        if hasattr(inst, "_fast_paths"):
-            inst._fast_paths = {}
+    if inst is not None and hasattr(inst, "reopen_runtime"):
+        inst.reopen_runtime(provider, threads)  # never reuse a session built with other options
         info["provider"] = inst.provider  # builds the session
     return info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -16,6 +17,9 @@ from onnxshap.games.base import Game, GameError
 from onnxshap.metrics import Metric, get_metric
 from onnxshap.runtime.evaluator import non_finite_output
 from onnxshap.runtime.fast_path import FastPath
+
+if TYPE_CHECKING:
+    from onnxshap.runtime.interface import MaskedModel
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class OnnxGame(Game):
 
     def __init__(
         self,
-        inst,
+        inst: MaskedModel,
         inputs: np.ndarray | Mapping[str, np.ndarray],
         labels: np.ndarray | None = None,
         groups: np.ndarray | None = None,
@@ -48,7 +52,7 @@ class OnnxGame(Game):
         stack: int | None = None,
         _item_shape: tuple[int, ...] | None = None,
     ):
-        self.inst = inst
+        self.inst: MaskedModel = inst
         self.inputs = inst.bind(inputs)
         self.n_items = len(next(iter(self.inputs.values())))
         if self.n_items == 0:

@@ -256,7 +256,7 @@ def _draw(data: RunData, rows: list[UnitRow], fig_dir: Path, n_inputs: int) -> P
     )
     if inst.units.unit_ids() != data.units.unit_ids():
         return Pictures(note="activation pictures are missing: the model's units no longer match units.json")
-    metas = [m for m in inst.evaluator.session.get_inputs() if m.name in inst.input_names]
+    metas = inst.input_metas()
     dataset = load_data(data_path, input_metas=metas, spec=spec_path, **(config.get("preprocess") or {}))
     items = pick_items(dataset.labels, len(dataset), n_inputs)
     inputs = {k: v[items] for k, v in dataset.inputs.items()}

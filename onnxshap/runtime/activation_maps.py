@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -10,9 +11,13 @@ import onnx
 from onnxshap.graph.units import UnitLayer
 from onnxshap.runtime.batching import item_runs
 from onnxshap.runtime.evaluator import prepare_inputs, run_session
+from onnxshap.runtime.session import input_metas
+
+if TYPE_CHECKING:
+    from onnxshap.runtime.interface import MaskedModel
 
 
-def map_layers(inst, unit_indices: Iterable[int]) -> dict[int, UnitLayer]:
+def map_layers(inst: MaskedModel, unit_indices: Iterable[int]) -> dict[int, UnitLayer]:
     """{unit index: its layer} for the units that have a spatial map: main-graph conv units of rank-4 tensors."""
     layer_of = inst.units.unit_layers()
     found: dict[int, UnitLayer] = {}
@@ -58,7 +63,7 @@ def activation_maps(
     ones = inst.evaluator.masks_for(np.ones((1, inst.n_units), bool))
     names = [layer.masked_tensor for layer in layers]
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for chunk, valid in item_runs(session.get_inputs(), feeds, batch):
+    for chunk, valid in item_runs(input_metas(session), feeds, batch):
         for name, act in zip(names, run_session(session, names, {**chunk, **ones}), strict=True):
             chunks[name].append(act[:valid])  # a fixed-batch model's last run is padded
     acts = {name: np.concatenate(parts) for name, parts in chunks.items()}

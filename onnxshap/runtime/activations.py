@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
 from onnxshap.runtime.batching import item_runs
 from onnxshap.runtime.evaluator import prepare_inputs, run_session
+from onnxshap.runtime.session import input_metas
+
+if TYPE_CHECKING:
+    from onnxshap.runtime.interface import MaskedModel
 
 
-def activation_model(inst) -> tuple[onnx.ModelProto, list]:
+def activation_model(inst: MaskedModel) -> tuple[onnx.ModelProto, list]:
     """A copy of the instrumented model that also outputs each main-graph layer's masked tensor."""
     model = onnx.ModelProto()
     model.CopyFrom(inst.model)
@@ -24,7 +29,9 @@ def activation_model(inst) -> tuple[onnx.ModelProto, list]:
     return model, layers
 
 
-def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch: int = 64) -> np.ndarray:
+def mean_activations(
+    inst: MaskedModel, inputs: np.ndarray | Mapping[str, np.ndarray], batch: int = 64
+) -> np.ndarray:
     """Mean |activation| per unit over items and positions, [n_units]; NaN for units inside subgraphs."""
 
     model, layers = activation_model(inst)
@@ -35,7 +42,7 @@ def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch:
     ones = inst.evaluator.masks_for(np.ones((1, inst.n_units), bool))
     sums = np.zeros(inst.n_units)
     names = [layer.masked_tensor for layer in layers]
-    for chunk, valid in item_runs(session.get_inputs(), feeds, batch):
+    for chunk, valid in item_runs(input_metas(session), feeds, batch):
         outs = run_session(session, names, {**chunk, **ones})
         for layer, act in zip(layers, outs, strict=True):
             act = act[:valid]  # a fixed-batch model's last run is padded
@@ -51,7 +58,9 @@ def mean_activations(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch:
     return result
 
 
-def channel_means(inst, inputs: np.ndarray | Mapping[str, np.ndarray], batch: int = 64) -> np.ndarray:
+def channel_means(
+    inst: MaskedModel, inputs: np.ndarray | Mapping[str, np.ndarray], batch: int = 64
+) -> np.ndarray:
     """Mean activation (signed) per unit over items and positions at the masked tensor, every unit kept,
     [n_units] float64; NaN for units inside subgraphs (their tensors cannot be read). The values mean
     removal (`--removal mean`) puts in place of a removed unit."""

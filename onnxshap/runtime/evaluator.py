@@ -9,7 +9,7 @@ import numpy as np
 from onnxshap.errors import DataError
 from onnxshap.graph.units import UnitTable
 from onnxshap.runtime.batching import fixed_batch_mismatch, plan_chunks
-from onnxshap.runtime.session import SessionInfo
+from onnxshap.runtime.session import SessionInfo, input_metas
 
 _ORT_TO_NUMPY = {
     "tensor(float)": np.float32,
@@ -57,7 +57,7 @@ def run_items(
     """run_session over data items, in runs of the model's fixed batch when it has one (`feeds` checked
     by `prepare_inputs(..., fixed_batch=True)`; `extra` goes whole into every run, e.g. masks)."""
     extra = extra or {}
-    plan = plan_chunks(session.get_inputs(), feeds)
+    plan = plan_chunks(input_metas(session), feeds)
     if plan is None:
         return run_session(session, names, {**feeds, **extra})
     parts = [run_session(session, names, {**chunk, **extra}) for chunk, _ in plan.chunks(feeds)]
@@ -71,7 +71,7 @@ def prepare_inputs(
 
     `fixed_batch`: the caller runs the items in chunks of a fixed batch size (see
     `onnxshap.runtime.batching`), so an input may hold another number of items than its fixed dim 0."""
-    metas = [m for m in session.get_inputs() if m.name not in skip]
+    metas = input_metas(session, skip=skip)
     if isinstance(inputs, np.ndarray):
         if len(metas) != 1:
             names = ", ".join(m.name for m in metas)
@@ -112,7 +112,7 @@ class MaskedEvaluator:
         self._mask_names = {layer.mask_input for layer in units.layers}
         self.output_names = [o.name for o in self.session.get_outputs()]
         # A session for part of the model (a per-layer suffix) reads only some masks.
-        inputs = {m.name for m in self.session.get_inputs()}
+        inputs = {m.name for m in input_metas(self.session)}
         self.layers = [layer for layer in units.layers if layer.mask_input in inputs]
 
     @property
@@ -122,7 +122,7 @@ class MaskedEvaluator:
             return "some masked layers sit inside Loop/Scan bodies"
         if self.units.batch_coupling_ops:
             return f"{', '.join(self.units.batch_coupling_ops)} couples the items of a batch"
-        for meta in self.session.get_inputs():
+        for meta in input_metas(self.session):
             if (
                 meta.name not in self._mask_names
                 and meta.shape

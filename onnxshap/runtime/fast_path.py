@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -35,6 +36,10 @@ from onnxshap.runtime.evaluator import (
     run_session,
 )
 from onnxshap.runtime.providers import import_ort
+from onnxshap.runtime.session import input_metas
+
+if TYPE_CHECKING:
+    from onnxshap.runtime.interface import MaskedModel
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ class FastPath:
 
     def __init__(
         self,
-        inst,
+        inst: MaskedModel,
         output: str,
         reduction: str | None = None,
         cut: bool = True,
@@ -79,7 +84,7 @@ class FastPath:
         vary: Collection[int] | None = None,
         inferred: onnx.ModelProto | None = None,
     ):
-        self.inst = inst
+        self.inst: MaskedModel = inst
         self.output = output
         self.reduction = reduction
         self.stack = stack
@@ -136,7 +141,7 @@ class FastPath:
     def _check_frontier(self, feeds: dict[str, np.ndarray]) -> None:
         """Shape inference can be wrong on odd exports: if the prefix's real outputs contradict the
         suffix's declared inputs, declare those inputs with free dimensions instead (once)."""
-        metas = {m.name: m for m in self.session.get_inputs()}
+        metas = {m.name: m for m in input_metas(self.session)}
         bad = [
             name
             for name, arr in feeds.items()
@@ -179,7 +184,7 @@ class FastPath:
         A model with a fixed batch size gets one bound batch per chunk of that size (see ChunkedBatch)."""
         masks = {la.mask_input for la in self.inst.units.layers}
         full = prepare_inputs(self.inst.evaluator.session, inputs, masks, fixed_batch=True)
-        plan = plan_chunks(self.inst.evaluator.session.get_inputs(), full)
+        plan = plan_chunks(input_metas(self.inst.evaluator.session), full)
         if plan is None:
             return self._bind(full)
         if self.reduction == "mean-items":
@@ -192,7 +197,7 @@ class FastPath:
     def _bind(self, full: dict[str, np.ndarray]) -> BoundBatch:
         masks = {la.mask_input for la in self.inst.units.layers}
         if self.cut is None:
-            names = [m.name for m in self.session.get_inputs() if m.name in full]
+            names = [m.name for m in input_metas(self.session, full)]
             feeds = {n: full[n] for n in names}
         else:
             ones = self.inst.evaluator.masks_for(np.ones((1, self.inst.n_units), bool))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +69,10 @@ def make_session(
         threads=n_threads,
         cuda_graph=running == "cuda" and choice.cuda_graph,
     )
+
+
+def input_metas(session, names: Collection[str] | None = None, skip: Collection[str] = ()) -> list:
+    """A session's input descriptions (onnxruntime ``NodeArg``: ``name``, ``shape``, ``type``), in the
+    session's order: only those in ``names`` when given, never those in ``skip``. The one place that
+    asks a session for its inputs."""
+    return [m for m in session.get_inputs() if (names is None or m.name in names) and m.name not in skip]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from onnxshap.errors import DataError
 from onnxshap.runtime.evaluator import _ORT_TO_NUMPY
+from onnxshap.runtime.session import input_metas
+
+if TYPE_CHECKING:
+    from onnxshap.runtime.interface import MaskedModel
 
 
 @dataclass
@@ -39,7 +44,7 @@ def random_inputs(
     rng = np.random.default_rng(seed)
     dims = dict(dims or {})
     feeds = {}
-    for meta in session.get_inputs():
+    for meta in input_metas(session):
         if skip and meta.name in skip:
             continue
         shape = []
@@ -89,7 +94,7 @@ def _check_finite(outputs: Mapping[str, np.ndarray], source: str) -> None:
 
 
 def check_invariant(
-    inst, inputs: Mapping[str, np.ndarray] | np.ndarray, source: str = "the inputs"
+    inst: MaskedModel, inputs: Mapping[str, np.ndarray] | np.ndarray, source: str = "the inputs"
 ) -> InvariantReport:
     """Compare the instrumented model (masks at 1, then at 0) with the original on the same inputs.
 
