@@ -16,6 +16,7 @@ CHECK_EVALS_PER_UNIT = 30
 
 INCONCLUSIVE_CHOICES = ("inconclusive", "pass", "fail")
 INCONCLUSIVE_EXIT = {"inconclusive": 3, "pass": 0, "fail": 1}
+POLICY_RESERVE_SECONDS = 2.0  # at least, of --max-seconds, for measuring the policies after the audit
 
 
 @click.command()
@@ -106,8 +107,13 @@ def check(
     apply_player_options(cfg, opts)
     cfg.progress = False
     cfg.evals_per_player = CHECK_EVALS_PER_UNIT  # used when neither --max-evals nor --max-seconds
-    # one deadline for the audit and the policies' measurements
-    with sigterm_raises(), deadline(cfg.max_seconds):
+    # one deadline for the audit and the policies' measurements; the audit leaves a tenth of it to them
+    total = cfg.max_seconds
+    if total is not None:
+        cfg.max_seconds = total - max(POLICY_RESERVE_SECONDS, 0.1 * total)
+        if cfg.max_seconds <= 0:
+            raise DataError(f"--max-seconds {total:g} is too short for an audit and its policies")
+    with sigterm_raises(), deadline(total):
         folder = run_audit(cfg)
         try:
             check_game = None
@@ -117,7 +123,7 @@ def check(
         except DeadlineReached:
             code = INCONCLUSIVE_EXIT[inconclusive_means]
             click.echo(
-                f"INCONCLUSIVE: --max-seconds {cfg.max_seconds:g} ran out before the policies were measured "
+                f"INCONCLUSIVE: --max-seconds {total:g} ran out before the policies were measured "
                 f"(run folder {folder.path}); --inconclusive {inconclusive_means}: exit {code}"
             )
             raise SystemExit(code) from None

@@ -294,43 +294,41 @@ def _curves(
 
     steps = removal_steps(players.n_players, cfg.top_k)
     per_eval = _seconds_per_evaluation(result)
-    scores = result.scores
-    rankings: dict[str, np.ndarray] = {
-        "shapley": np.argsort(-scores, kind="stable"),
-        "negative": np.argsort(scores, kind="stable"),
-    }
-    if cfg.baselines:
-
-        def loo_ranking() -> np.ndarray:
-            return np.argsort(-scalar_summary(loo_values(game)), kind="stable")  # computed once per game
-
-        def activation_ranking() -> np.ndarray:
-            activation = _per_player(players, mean_activations(inst, valuation.inputs))
-            return np.argsort(-np.nan_to_num(activation, nan=-np.inf), kind="stable")
-
-        def weight_ranking() -> np.ndarray:
-            weights = _per_player(players, weight_norms(inst.source, inst.units))
-            return np.argsort(-np.nan_to_num(weights, nan=-np.inf), kind="stable")
-
-        needs = {"loo": loo_missing(game) * per_eval, "activation": 2 * per_eval, "weight": None}
-        for name, make in (
-            ("loo", loo_ranking),
-            ("activation", activation_ranking),
-            ("weight", weight_ranking),
-        ):
-            ranking = plan.run(f"{name} baseline", make, needs[name])
-            if ranking is not None:
-                rankings[name] = ranking
     curve_cost = len(steps) * per_eval
+    scores = result.scores
+    rankings: dict[str, np.ndarray] = {}
     curves: dict[str, np.ndarray] = {}
-    for name, ranking in rankings.items():
-        values = plan.run(f"{name} curve", lambda r=ranking: removal_curve(check, r, steps), curve_cost)
+
+    def add(name: str, ranking: np.ndarray | None) -> None:
+        if ranking is None:
+            return
+        rankings[name] = ranking
+        values = plan.run(f"{name} curve", lambda: removal_curve(check, ranking, steps), curve_cost)
         if values is not None:
             curves[name] = values
+
+    def activation_ranking() -> np.ndarray:
+        activation = _per_player(players, mean_activations(inst, valuation.inputs))
+        return np.argsort(-np.nan_to_num(activation, nan=-np.inf), kind="stable")
+
+    def weight_ranking() -> np.ndarray:
+        weights = _per_player(players, weight_norms(inst.source, inst.units))
+        return np.argsort(-np.nan_to_num(weights, nan=-np.inf), kind="stable")
+
+    def loo_ranking() -> np.ndarray:
+        return np.argsort(-scalar_summary(loo_values(game)), kind="stable")  # computed once per game
+
+    # the run's own rankings first, then the baselines cheapest first: what a short budget keeps is the
+    # Shapley curve, and leave-one-out (one evaluation per player) never starves the others
+    add("shapley", np.argsort(-scores, kind="stable"))
+    add("negative", np.argsort(scores, kind="stable"))
     if cfg.baselines:
+        add("weight", plan.run("weight baseline", weight_ranking))
+        add("activation", plan.run("activation baseline", activation_ranking, 2 * per_eval))
         values = plan.run("random curve", lambda: random_curve(check, steps, cfg.seed), 5 * curve_cost)
         if values is not None:
             curves["random"] = values
+        add("loo", plan.run("loo baseline", loo_ranking, loo_missing(game) * per_eval + curve_cost))
     return {
         "steps": steps,
         "data": "held-out split" if check is not game else "valuation data (no held-out split)",
