@@ -24,6 +24,8 @@ T = TypeVar("T")
 ESTIMATION_SHARE = {True: 0.6, False: 0.85}  # with baselines / without
 # kept back at the end for writing the run folder (results, curves, run.json)
 WRITE_RESERVE_SECONDS = 2.0
+# phases expected to take longer than this get a start line with an ETA and an end line
+LONG_PHASE_SECONDS = 5.0
 
 
 def say(line: str) -> None:
@@ -83,9 +85,16 @@ class AuditPlan:
             if left <= 0 or (needs_seconds is not None and needs_seconds > left):
                 need = f"needs ~{needs_seconds:.0f} s, " if needs_seconds is not None else ""
                 return self.skip(name, f"{need}{max(left, 0):.0f} s of the budget left")
+        long = needs_seconds is not None and needs_seconds >= LONG_PHASE_SECONDS
+        if long:
+            eta = time.strftime("%H:%M:%S", time.localtime(time.time() + float(needs_seconds)))
+            say(f"{name}: ~{needs_seconds:.0f} s expected (ETA {eta})")
         try:
             with self.phase(name), deadline(left):  # the writing reserve stays free
-                return fn()
+                out = fn()
+            if long or self.seconds.get(name, 0.0) >= LONG_PHASE_SECONDS:
+                say(f"{name}: done in {self.seconds[name]:.0f} s")
+            return out
         except DeadlineReached:
             return self.skip(name, "the budget ran out while it ran")
 

@@ -24,6 +24,7 @@ from onnxshap.estimators.checkpoint import (
 from onnxshap.estimators.errors import CheckpointError, ParameterError
 from onnxshap.games.base import Game
 from onnxshap.interrupts import raise_on_sigterm
+from onnxshap.progress import ProgressLines
 from onnxshap.results import ShapleyResult, scalar_summary
 
 
@@ -423,6 +424,8 @@ def _drive(
 
     total = max_evals if max_evals is not None else est.planned_evaluations()
     bar = _progress_bar(progress, total, est.evaluations, f"onnxshap {est.name}")
+    # not on a terminal (a log, a CI job): periodic lines instead of the bar, unless progress=False
+    lines = ProgressLines(est.name, total, max_seconds) if progress is None and bar.disable else None
     last_evals, last_time = est.evaluations, time.perf_counter()
     first_evals = est.evaluations
     last_good, last_good_evals = snapshot(), est.game.evaluations
@@ -444,6 +447,8 @@ def _drive(
             est.step(remaining)
             last_good, last_good_evals = snapshot(), est.game.evaluations
             bar.update(est.evaluations - before)
+            if lines is not None:
+                lines.update(est.evaluations, first_evals)
             post = est.postfix()
             if post:
                 bar.set_postfix(post, refresh=False)

@@ -165,3 +165,25 @@ def test_check_max_seconds_ends_in_time_and_says_inconclusive(tmp_path: Path, bu
         assert "INCONCLUSIVE" in proc.stdout and "exit 3" in proc.stdout
         proc2, _ = _onnxshap(*args, "--out", "c2", "--inconclusive", "fail", cwd=tmp_path)
         assert proc2.returncode in (0, 1)  # never 3 once the policy says what inconclusive means
+
+
+def test_progress_lines_when_not_on_a_terminal(monkeypatch, capsys) -> None:
+    import onnxshap.progress
+
+    monkeypatch.setattr(onnxshap.progress, "EVERY_SECONDS", 0.2)
+    estimate(slow_game(), "permutation", seed=0, max_seconds=1.0, permutations_per_round=2)  # progress=None
+    lines = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("onnxshap permutation:")
+    ]
+    assert len(lines) >= 2 and all("evaluations in" in line and "ETA" in line for line in lines)
+    estimate(slow_game(), "permutation", seed=0, max_seconds=0.5, permutations_per_round=2, progress=False)
+    assert "onnxshap permutation:" not in capsys.readouterr().err
+
+
+def test_long_audit_phases_announce_an_eta(capsys) -> None:
+    from onnxshap.audit.plan import AuditPlan
+
+    plan = AuditPlan(None, baselines=True)
+    assert plan.run("slow baseline", lambda: 7, needs_seconds=60.0) == 7
+    err = capsys.readouterr().err
+    assert "slow baseline: ~60 s expected (ETA" in err and "slow baseline: done in" in err
