@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -59,6 +60,14 @@ POLICY_RESERVE_SECONDS = 2.0  # at least, of --max-seconds, for measuring the po
     "or fail (1).",
 )
 @click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the verdict as JSON to this file ('-': stdout): each policy's figure, bound and "
+    "verdict, the budget used, the certainty of the top-k, the exit code.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -77,6 +86,7 @@ def check(
     baseline_run,
     min_overlap,
     inconclusive_means: str,
+    json_path: Path | None,
     out: Path | None,
     **opts,
 ) -> None:
@@ -108,6 +118,7 @@ def check(
     cfg.progress = False
     cfg.evals_per_player = CHECK_EVALS_PER_UNIT  # used when neither --max-evals nor --max-seconds
     # one deadline for the audit and the policies' measurements; the audit leaves a tenth of it to them
+    started = time.monotonic()
     total = cfg.max_seconds
     if total is not None:
         cfg.max_seconds = total - max(POLICY_RESERVE_SECONDS, 0.1 * total)
@@ -126,6 +137,7 @@ def check(
                 f"INCONCLUSIVE: --max-seconds {total:g} ran out before the policies were measured "
                 f"(run folder {folder.path}); --inconclusive {inconclusive_means}: exit {code}"
             )
+            _write_verdict(json_path, "inconclusive", code, [], folder, policy, total, started)
             raise SystemExit(code) from None
     for outcome in outcomes:
         click.echo(outcome.line())
@@ -134,4 +146,49 @@ def check(
         f"{'FAILED' if failed else 'PASSED'}: {len(outcomes) - len(failed)}/{len(outcomes)} policies "
         f"(run folder {folder.path})"
     )
-    raise SystemExit(1 if failed else 0)
+    code = 1 if failed else 0
+    _write_verdict(json_path, "fail" if failed else "pass", code, outcomes, folder, policy, total, started)
+    raise SystemExit(code)
+
+
+def _write_verdict(path, verdict, code, outcomes, folder, policy, max_seconds, started) -> None:
+    """The machine-readable verdict of ``check --json``."""
+    if path is None:
+        return
+    run = folder.read_run()
+    meta = run.get("estimator_metadata") or {}
+    doc = {
+        "verdict": verdict,
+        "exit_code": code,
+        "policies": [
+            {
+                "name": o.name,
+                "verdict": "pass" if o.passed else "fail",
+                "measured": o.measured,
+                "bound": o.bound,
+                "detail": o.detail,
+            }
+            for o in outcomes
+        ],
+        "policy": {k: v for k, v in vars(policy).items() if v is not None},
+        "budget": {
+            "max_seconds": max_seconds,
+            "wall_seconds": round(time.monotonic() - started, 3),
+            "evaluations": run.get("evaluations"),
+            "stop_reason": meta.get("stop_reason"),
+            "skipped": (run.get("plan") or {}).get("skipped", {}),
+        },
+        "certainty": {
+            "guarantee": run.get("guarantee"),
+            "top_k": len(run.get("top_k") or []),
+            "certain_in_top_k": run.get("certain_in_top_k"),
+            "decisions": run.get("decisions"),
+        },
+        "run_folder": str(folder.path),
+        "model_sha256": run.get("model_sha256"),
+    }
+    text = json.dumps(doc, indent=2, default=float)
+    if str(path) == "-":
+        click.echo(text)
+    else:
+        Path(path).write_text(text + "\n")

@@ -187,3 +187,27 @@ def test_long_audit_phases_announce_an_eta(capsys) -> None:
     assert plan.run("slow baseline", lambda: 7, needs_seconds=60.0) == 7
     err = capsys.readouterr().err
     assert "slow baseline: ~60 s expected (ETA" in err and "slow baseline: done in" in err
+
+
+def test_check_json_verdicts_pass_and_fail(tmp_path: Path) -> None:
+    """The README's two gates on the shipped model: exit 0 and exit 1, with the JSON verdict."""
+    from click.testing import CliRunner
+
+    from onnxshap_cli.main import cli
+
+    args = ["check", str(CNN), "--data", str(DATA), "--max-evals", "400", "--no-baselines"]
+    passing = CliRunner().invoke(
+        cli, [*args, "--min-value", "0.95", "--json", str(tmp_path / "v.json"), "--out", str(tmp_path / "a")]
+    )
+    assert passing.exit_code == 0, passing.output
+    verdict = json.loads((tmp_path / "v.json").read_text())
+    assert verdict["verdict"] == "pass" and verdict["exit_code"] == 0
+    (policy,) = verdict["policies"]
+    assert policy["name"] == "min_value" and policy["measured"] >= 0.95 and policy["bound"] == 0.95
+    assert verdict["budget"]["evaluations"] > 0 and verdict["certainty"]["guarantee"] == "simultaneous"
+    failing = CliRunner().invoke(
+        cli, [*args, "--max-drop", "0.2", "--drop-k", "10", "--json", "-", "--out", str(tmp_path / "b")]
+    )
+    assert failing.exit_code == 1
+    doc = json.loads(failing.output[failing.output.index("{") :])
+    assert doc["verdict"] == "fail" and doc["policies"][0]["measured"] > 0.2
