@@ -340,8 +340,9 @@ def _curves(
 
 
 def _seconds_per_evaluation(result) -> float:
-    """Seconds per evaluation measured by the estimation (0 when it made none)."""
-    evals = result.evaluations or 0
+    """Seconds per evaluation measured by the estimation (0 when it made none), counting the evaluations
+    of a step the deadline cut short (their time is in the wall seconds too)."""
+    evals = (result.evaluations or 0) + int(result.metadata.get("discarded_evaluations", 0))
     return float(result.metadata.get("wall_seconds") or 0.0) / evals if evals else 0.0
 
 
