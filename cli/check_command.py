@@ -127,6 +127,8 @@ def check(
     with sigterm_raises(), deadline(total):
         folder = run_audit(cfg)
         try:
+            if _ranking_policies(policy) and _no_ranking(folder):
+                raise DeadlineReached("no complete round of the estimation: no ranking to test")
             check_game = None
             if policy.max_drop is not None:
                 _, _, check_game = replay_games(cfg, folder)  # this command's own options, not the folder's
@@ -137,6 +139,11 @@ def check(
                 f"INCONCLUSIVE: --max-seconds {total:g} ran out before the policies were measured "
                 f"(run folder {folder.path}); --inconclusive {inconclusive_means}: exit {code}"
             )
+            if _no_ranking(folder):
+                click.echo(
+                    "the estimation completed no round of permutations in its share of the budget: give "
+                    "check more --max-seconds, or fewer --images per permutation"
+                )
             _write_verdict(json_path, "inconclusive", code, [], folder, policy, total, started)
             raise SystemExit(code) from None
     for outcome in outcomes:
@@ -149,6 +156,17 @@ def check(
     code = 1 if failed else 0
     _write_verdict(json_path, "fail" if failed else "pass", code, outcomes, folder, policy, total, started)
     raise SystemExit(code)
+
+
+def _ranking_policies(policy) -> bool:
+    """Whether a policy reads the run's ranking (the top units), not only the model's metric."""
+    return policy.max_drop is not None or policy.min_overlap is not None
+
+
+def _no_ranking(folder) -> bool:
+    """A sampling run the deadline stopped before its first complete round has values from no sample."""
+    meta = folder.read_run().get("estimator_metadata") or {}
+    return meta.get("permutations") == 0
 
 
 def _write_verdict(path, verdict, code, outcomes, folder, policy, max_seconds, started) -> None:

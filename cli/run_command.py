@@ -49,6 +49,11 @@ def print_summary(folder) -> None:
         f"{run.get('estimation_seconds', run['wall_seconds']):.1f} s on "
         f"{run['provider']}; converged: {meta.get('converged')} ({meta.get('stop_reason')})"
     )
+    if meta.get("permutations") == 0:
+        click.echo(
+            "the estimation completed no round of permutations in its budget: the values below rest on no "
+            "sample (give it more --max-seconds, or fewer --images per permutation)"
+        )
     plan = run.get("plan") or {}
     if plan.get("max_seconds") is not None:
         click.echo(

@@ -211,3 +211,16 @@ def test_check_json_verdicts_pass_and_fail(tmp_path: Path) -> None:
     assert failing.exit_code == 1
     doc = json.loads(failing.output[failing.output.index("{") :])
     assert doc["verdict"] == "fail" and doc["policies"][0]["measured"] > 0.2
+
+
+def test_check_without_a_complete_round_is_inconclusive(tmp_path: Path) -> None:
+    """A ranking policy cannot be tested on values that rest on no sample: exit 3, never a pass."""
+    (tmp_path / "slow.py").write_text(SLOW_METRIC.replace("0.02 *", "0.5 *"))  # a walk of 80 units: ~40 s
+    proc, wall = _onnxshap(
+        "check", str(CNN), "--data", str(DATA), "--metric", f"custom:{tmp_path / 'slow.py'}:accuracy",
+        "--max-drop", "0.9", "--drop-k", "3", "--max-seconds", "12", "--no-baselines", "--out", "c",
+        "--json", "v.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout + proc.stderr[-2000:]
+    assert "completed no round" in proc.stdout and wall <= 22
+    assert json.loads((tmp_path / "v.json").read_text())["verdict"] == "inconclusive"
