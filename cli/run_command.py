@@ -67,6 +67,13 @@ def print_summary(folder) -> None:
             f"guarantee); {decisions['in']} units certainly in, {decisions['out']} certainly out, "
             f"{decisions['undecided']} undecided"
         )
+        settle = meta.get("settle_budget_estimate")
+        if isinstance(settle, dict) and decisions["undecided"]:
+            click.echo(
+                f"not settled within the budget: roughly {settle.get('low', 0):,} to {settle.get('high', 0):,} "
+                "more evaluations would settle it (heuristic extrapolation from the interval widths; "
+                "--max-evals / --max-seconds)"
+            )
     rows = folder.read_csv()
     label = "units" if run.get("players", "channels") == "channels" else f"players ({run['players']})"
     if run.get("lesion"):

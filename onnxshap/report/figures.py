@@ -95,15 +95,20 @@ def removal_curves(data: RunData, path: Path) -> Path:
     return save(fig, path)
 
 
-def _value_bars(rows: list[UnitRow], path: Path, title: str, colors: list[str], note: str = "") -> Path:
+def _value_bars(
+    rows: list[UnitRow], path: Path, title: str, colors: list[str], note: str = "", bound: float | None = None
+) -> Path:
     """Horizontal points with CI error bars, first row at the top."""
     n = len(rows)
     fig = new_figure(7.5, max(2.2, 0.26 * n + 1.1))
     ax = fig.add_subplot()
     y = np.arange(n)[::-1]
     values = np.array([r.value for r in rows])
-    low = np.nan_to_num(values - np.array([r.ci_low for r in rows]), nan=0.0, posinf=0.0)
-    high = np.nan_to_num(np.array([r.ci_high for r in rows]) - values, nan=0.0, posinf=0.0)
+    lo, hi = np.array([r.ci_low for r in rows]), np.array([r.ci_high for r in rows])
+    if bound is not None:  # whiskers no wider than the game allows
+        lo, hi = np.clip(lo, -bound, bound), np.clip(hi, -bound, bound)
+    low = np.nan_to_num(values - lo, nan=0.0, posinf=0.0)
+    high = np.nan_to_num(hi - values, nan=0.0, posinf=0.0)
     ax.barh(y, values, color=colors, alpha=0.35, height=0.7)
     ax.hlines(y, values - np.maximum(low, 0), values + np.maximum(high, 0), colors=colors, linewidth=1.4)
     ax.scatter(values, y, c=colors, s=16, zorder=3)
@@ -117,11 +122,13 @@ def _value_bars(rows: list[UnitRow], path: Path, title: str, colors: list[str], 
     return save(fig, path)
 
 
-def top_units(data: RunData, path: Path, limit: int = 30) -> Path:
-    """The ~30 highest values with their confidence intervals."""
-    rows = data.rows[:limit]
+def top_units(data: RunData, path: Path) -> Path:
+    """The run's top k (as asked) with their confidence intervals, clipped to the game's range."""
+    rows = data.top_rows()
     colors = [POSITIVE if r.ci_low > 0 else UNSURE for r in rows]
-    return _value_bars(rows, path, f"Top {len(rows)} units", colors, "dark blue: CI entirely above 0")
+    return _value_bars(
+        rows, path, f"Top {len(rows)} units", colors, "dark blue: CI entirely above 0", data.value_bound()
+    )
 
 
 def negative_units(data: RunData, path: Path, limit: int = NEGATIVE_LIMIT) -> Path | None:
@@ -130,7 +137,14 @@ def negative_units(data: RunData, path: Path, limit: int = NEGATIVE_LIMIT) -> Pa
     if not rows:
         return None
     colors = [NEGATIVE if r.reliably_negative else NEUTRAL for r in rows]
-    return _value_bars(rows, path, f"The {len(rows)} most negative units", colors, "red: CI entirely below 0")
+    return _value_bars(
+        rows,
+        path,
+        f"The {len(rows)} most negative units",
+        colors,
+        "red: CI entirely below 0",
+        data.value_bound(),
+    )
 
 
 def layer_counts(data: RunData) -> list[tuple[str, int, int]]:

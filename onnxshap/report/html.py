@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
@@ -203,7 +204,8 @@ def best_ranking(data: RunData) -> str | None:
     """The ranking (other than 'negative') with the lowest removal-curve AUC."""
     auc = data.curves.get("auc", {})
     names = [n for n in data.rankings() if n != "negative" and n in auc]
-    return min(names, key=lambda n: auc[n]) if names else None
+    # a best ranking only among rankings that ran: the run's own ranking alone has no competitor
+    return min(names, key=lambda n: auc[n]) if len(names) >= 2 else None
 
 
 def curves_section(data: RunData, fig: Path | None) -> str:
@@ -213,7 +215,9 @@ def curves_section(data: RunData, fig: Path | None) -> str:
     best = best_ranking(data)
     rows, classes = [], []
     for name in data.rankings():
-        values = data.curves["curves"][name]
+        values = data.curves["curves"].get(name)
+        if values is None:  # the ranking exists, its curve was skipped to fit the time budget
+            continue
         rows.append([name, RANKING_LABELS.get(name, ""), fmt(auc.get(name)), *(f"{v:.3g}" for v in values)])
         classes.append("best" if name == best else None)
     headers = ["ranking", "removes first", "AUC", *(f"k={k}" for k in steps)]
@@ -236,6 +240,25 @@ def curves_section(data: RunData, fig: Path | None) -> str:
         text = f"Best ranking: <b>{escape(best)}</b> (AUC {auc[best]:.4g}"
         text += f"; next {escape(runner)} {auc[runner]:.4g})." if runner else ")."
         parts.append(f"<p>{text}</p>")
+    rising = [
+        name
+        for name in data.rankings()
+        if name != "negative"
+        and len(c := data.curves["curves"].get(name) or []) > 1
+        and any(b > a + 1e-12 for a, b in itertools.pairwise(c))
+    ]
+    if rising:
+        parts.append(
+            f"<p>The curve of {', '.join(escape(n) for n in rising)} rises somewhere: removal is not additive, "
+            "so removing one more unit can raise the metric (a unit can hurt once others are gone).</p>"
+        )
+    skipped = data.curves.get("skipped") or {}
+    if skipped:
+        parts.append(
+            "<p>Skipped to fit the time budget: "
+            + "; ".join(f"{escape(n)} ({escape(str(w))})" for n, w in skipped.items())
+            + ".</p>"
+        )
     full = scalar(data.info.get("v_all_held_out"))
     if "negative" in auc and full is not None:
         verdict = "keeps or raises" if auc["negative"] >= full - 1e-12 else "lowers"
@@ -246,22 +269,78 @@ def curves_section(data: RunData, fig: Path | None) -> str:
     return "".join(parts)
 
 
-def _unit_rows(rows: list[UnitRow], start: int = 1) -> list[list[Any]]:
+DECISION_LABELS = {1: "certainly in the top k", -1: "certainly out", 0: "undecided", None: "—"}
+
+
+def _unit_rows(rows: list[UnitRow], start: int = 1, bound: float | None = None) -> list[list[Any]]:
+    """Table rows; intervals clipped to [-bound, bound] (values cannot leave what the game allows), a
+    value shared exactly with another listed row marked '=' (their order is arbitrary)."""
+    counts: dict[float, int] = {}
+    for r in rows:
+        counts[r.value] = counts.get(r.value, 0) + 1
+
+    def clip(x: float) -> float:
+        return x if bound is None else min(max(x, -bound), bound)
+
     return [
         [
             i,
             r.unit,
             r.layer or "(several)",
             "" if r.channel is None else r.channel,
-            f"{r.value:.4g}",
-            f"[{r.ci_low:.3g}, {r.ci_high:.3g}]",
+            f"{r.value:.4g}" + (" =" if counts[r.value] > 1 else ""),
+            f"[{clip(r.ci_low):.3g}, {clip(r.ci_high):.3g}]",
             r.samples,
+            DECISION_LABELS.get(r.decision, "—"),
         ]
         for i, r in enumerate(rows, start)
     ]
 
 
-UNIT_HEADERS = ["#", "unit", "layer", "channel", "value", "CI", "samples"]
+UNIT_HEADERS = ["#", "unit", "layer", "channel", "value", "CI", "samples", "decision"]
+
+
+def settle_text(settle: dict[str, Any]) -> str:
+    """The budget that would settle the top k (tmab's extrapolation from the current widths: a heuristic)."""
+    text = (
+        f"settling the rest would take roughly {settle.get('low', 0):,} to {settle.get('high', 0):,} more "
+        "evaluations (a heuristic extrapolation from the current interval widths, not a guarantee)"
+    )
+    left = [
+        f"{settle[key]} {what}"
+        for key, what in (
+            ("ties", "tied at the boundary"),
+            ("too_close", "too close to the boundary to extrapolate"),
+            ("without_interval", "without an interval yet"),
+        )
+        if settle.get(key)
+    ]
+    return text + (f"; not counted: {', '.join(left)}." if left else ".")
+
+
+def decision_text(data: RunData, k: int) -> str:
+    """What is certain about the top k, first: the per-unit decision, and what would settle the rest."""
+    info = data.info
+    meta = info.get("estimator_metadata") or {}
+    decisions = info.get("decisions")
+    if not decisions:
+        return (
+            f"<p>This estimator has no top-k rule: the table ranks by value, and no unit is certified "
+            f"(stop reason: {escape(str(meta.get('stop_reason')))}).</p>"
+        )
+    certain = info.get("certain_in_top_k")
+    text = (
+        f"<p><b>{fmt(certain)} of the top {k} are certain</b> ({escape(str(info.get('guarantee')))} "
+        f"guarantee at delta {escape(str((meta.get('params') or {}).get('delta', '')))}): "
+        f"{decisions.get('in')} units certainly in the top k, {decisions.get('out')} certainly out, "
+        f"{decisions.get('undecided')} undecided."
+    )
+    if not meta.get("converged"):
+        settle = meta.get("settle_budget_estimate")
+        text += f" The run stopped on its budget ({escape(str(meta.get('stop_reason')))})"
+        text += "; " + settle_text(settle) if isinstance(settle, dict) else "."
+        text += " Undecided units' order is the estimate's, not a certainty."
+    return text + "</p>"
 
 
 def units_section(data: RunData, top_fig: Path | None, neg_fig: Path | None) -> str:
@@ -271,7 +350,16 @@ def units_section(data: RunData, top_fig: Path | None, neg_fig: Path | None) -> 
         '<h2 id="top">3. Top units</h2>',
         figure(top_fig, "top unit values", "highest Shapley values with confidence intervals"),
         f"<h3>The top {len(top)} units (run.json <code>top_k</code>)</h3>",
-        table(UNIT_HEADERS, _unit_rows(top), (0, 3, 4, 6)),
+        decision_text(data, len(top)),
+        table(UNIT_HEADERS, _unit_rows(top, bound=data.value_bound()), (0, 3, 4, 6)),
+        "<p>Intervals are clipped to the values the game allows (|value| &le; its range R). "
+        + (
+            "Values marked = are equal to another listed value (estimates are averages of marginals on "
+            "finitely many items, so exact ties occur): the order inside a tie is arbitrary."
+            if len({r.value for r in top}) < len(top)
+            else ""
+        )
+        + "</p>",
     ]
     neg = data.negative_rows()
     candidates = data.repair_candidates()
@@ -300,7 +388,7 @@ def units_section(data: RunData, top_fig: Path | None, neg_fig: Path | None) -> 
         + (" and every repair candidate.</p>" if candidates else ".</p>")
     )
     classes = ["neg" if r.reliably_negative else None for r in neg]
-    parts.append(table(UNIT_HEADERS, _unit_rows(neg), (0, 3, 4, 6), classes))
+    parts.append(table(UNIT_HEADERS, _unit_rows(neg, bound=data.value_bound()), (0, 3, 4, 6), classes))
     return "".join(parts)
 
 

@@ -46,6 +46,7 @@ class UnitRow:
     index: int  # player index (row of result.npz / modes.npy)
     unit_index: int | None = None  # the unit's index in units.json when the player is one unit
     members: str = ""  # grouped players: member units, compact (LAYER:A-B;...)
+    decision: int | None = None  # 1 certainly in the top k, -1 certainly out, 0 undecided, None: no rule
 
     @property
     def reliably_negative(self) -> bool:
@@ -96,6 +97,14 @@ class RunData:
         """Units whose confidence interval lies entirely below zero, most negative first."""
         return [row for row in reversed(self.rows) if row.reliably_negative]
 
+    def value_bound(self) -> float | None:
+        """The largest |value| the game allows (its value range R), when the run knows it."""
+        r = (self.info.get("estimator_metadata") or {}).get("value_range")
+        try:
+            return float(r) if r is not None and float(r) > 0 else None
+        except (TypeError, ValueError):
+            return None
+
     def rankings(self) -> list[str]:
         """Ranking names of the removal curves, in report order."""
         names = list(self.curves.get("curves", {}))
@@ -128,6 +137,7 @@ def _read_rows(path: Path, players: PlayerTable, folder: Path) -> list[UnitRow]:
                         index=index,
                         unit_index=players.single_unit(index),
                         members=rec.get("members") or "",
+                        decision=int(rec["decision"]) if rec.get("decision") not in (None, "") else None,
                     )
                 )
     except (OSError, KeyError, ValueError, TypeError) as exc:
