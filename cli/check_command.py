@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from .audit_options import audit_options, config_from_options
 from .errors import friendly_errors
-from .player_options import apply_player_options, player_options
+from .option_groups import GroupedCommand, audit_options, config_from_options
 
 CHECK_EVALS_PER_UNIT = 30
 
@@ -20,7 +19,7 @@ INCONCLUSIVE_EXIT = {"inconclusive": 3, "pass": 0, "fail": 1}
 POLICY_RESERVE_SECONDS = 2.0  # at least, of --max-seconds, for measuring the policies after the audit
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--policy",
@@ -74,7 +73,6 @@ POLICY_RESERVE_SECONDS = 2.0  # at least, of --max-seconds, for measuring the po
     help="Where the audit's run folder goes (default runs/check-MODEL-TIMESTAMP).",
 )
 @audit_options
-@player_options
 @friendly_errors
 def check(
     model: Path,
@@ -114,7 +112,6 @@ def check(
     policy.check_for(opts["metric"])
     out = out or new_run_path(Path("runs") / f"check-{model.stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = config_from_options(model, out, False, **opts)
-    apply_player_options(cfg, opts)
     cfg.progress = False
     cfg.evals_per_player = CHECK_EVALS_PER_UNIT  # used when neither --max-evals nor --max-seconds
     # one deadline for the audit and the policies' measurements; the audit leaves a tenth of it to them

@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .audit_options import audit_options, config_from_options
 from .errors import friendly_errors
-from .player_options import apply_player_options, player_options
+from .option_groups import GroupedCommand, audit_options, config_from_options
 
 
 def default_out(model: Path, metric: str) -> Path:
@@ -94,7 +93,7 @@ def print_summary(folder) -> None:
     click.echo(f"run folder: {folder.path}")
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -106,7 +105,6 @@ def print_summary(folder) -> None:
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out from its checkpoint.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @audit_options
-@player_options
 @friendly_errors
 def run(model: Path, out: Path | None, resume: bool, progress: bool | None, **opts) -> None:
     """Value every unit of MODEL by its Shapley value in the metric game and write a run folder."""
@@ -116,7 +114,6 @@ def run(model: Path, out: Path | None, resume: bool, progress: bool | None, **op
     if resume and out is None:
         raise click.UsageError("--resume needs --out (the run folder to continue)")
     cfg = config_from_options(model, out or default_out(model, opts["metric"]), resume, **opts)
-    apply_player_options(cfg, opts)
     cfg.progress = progress
     try:
         with sigterm_raises():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from onnxshap.audit.runfolder import RunFolder, RunFolderError
 from onnxshap.audit.validation import resolve_top_k, validate_config
 from onnxshap.deadline import DeadlineReached, deadline
 from onnxshap.errors import DataError
+from onnxshap.graph.units import REMOVALS
 
 if TYPE_CHECKING:
     from onnxshap.runtime.interface import MaskedModel
@@ -70,6 +70,7 @@ class AuditConfig:
     lesion: list[str] = field(default_factory=list)  # players / units / layers removed for good
     lesion_run: Path | None = None  # lesion the top `lesion_top` players of this run folder
     lesion_top: int | None = None
+    checkpoint_seconds: float = 30.0  # the checkpoint is written at least this often (inside rounds too)
 
 
 def default_data(model: Path) -> Path:
@@ -181,7 +182,7 @@ def check_players(cfg: AuditConfig) -> None:
     from onnxshap.players import check_spec
 
     check_spec(cfg.players)
-    if cfg.removal not in ("zero", "mean"):
+    if cfg.removal not in REMOVALS:
         raise DataError(f"unknown --removal {cfg.removal!r}; choose zero or mean")
     if (cfg.lesion_run is None) != (cfg.lesion_top is None):
         raise DataError("--lesion-run RUN and --lesion-top K go together")
@@ -503,7 +504,7 @@ def _estimate_and_record(
             max_evals=max_evals,
             max_seconds=estimation_seconds,
             checkpoint_dir=folder.checkpoint_dir,
-            checkpoint_every_seconds=float(os.environ.get("ONNXSHAP_CHECKPOINT_SECONDS", 30)),
+            checkpoint_every_seconds=cfg.checkpoint_seconds,
             resume=cfg.resume,
             progress=cfg.progress,
             backend=cfg.backend,

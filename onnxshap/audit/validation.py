@@ -70,6 +70,12 @@ def validate_config(cfg: AuditConfig) -> AuditConfig:
         cfg.max_seconds,
     )
     _require(
+        is_real(cfg.checkpoint_seconds) and cfg.checkpoint_seconds > 0,
+        "--checkpoint-seconds",
+        "a number of seconds > 0",
+        cfg.checkpoint_seconds,
+    )
+    _require(
         cfg.delta is None or (is_real(cfg.delta) and 0 < cfg.delta < 1),
         "--delta",
         "a number in (0, 1) (the intervals hold with probability 1 - delta)",

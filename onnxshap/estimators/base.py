@@ -427,8 +427,46 @@ def _drive(
     # not on a terminal (a log, a CI job): periodic lines instead of the bar, unless progress=False
     lines = ProgressLines(est.name, total, max_seconds) if progress is None and bar.disable else None
     last_evals, last_time = est.evaluations, time.perf_counter()
-    first_evals = est.evaluations
+    first_evals = shown = est.evaluations
     last_good, last_good_evals = snapshot(), est.game.evaluations
+    piece_evals = est.game.evaluations  # the game's count when the last piece of a round was folded
+
+    def show() -> None:
+        nonlocal shown
+        bar.update(est.evaluations - shown)
+        shown = est.evaluations
+        if lines is not None:
+            lines.update(est.evaluations, first_evals)
+        post = est.postfix()
+        if post:
+            bar.set_postfix(post, refresh=False)
+
+    def checkpoint_if_due() -> None:
+        nonlocal last_evals, last_time
+        if checkpoint_dir is not None and (
+            (checkpoint_every_evals is not None and est.evaluations - last_evals >= checkpoint_every_evals)
+            or (
+                checkpoint_every_seconds is not None
+                and time.perf_counter() - last_time >= checkpoint_every_seconds
+            )
+        ):
+            save()
+            last_evals, last_time = est.evaluations, time.perf_counter()
+
+    def piece_done() -> None:
+        """A piece of a round is folded: progress, a checkpoint when due (the round continues on resume)."""
+        nonlocal piece_evals
+        piece_evals = est.game.evaluations
+        show()
+        checkpoint_if_due()
+
+    in_rounds = hasattr(est, "chunk_seconds")
+    if in_rounds:
+        # pieces of rounds: a checkpoint every interval, and a deadline keeps the complete pieces
+        spans = [checkpoint_every_seconds if checkpoint_dir is not None else None]
+        spans.append(10.0 if deadline_remaining() is not None else None)
+        est.chunk_seconds = min((s for s in spans if s is not None), default=None)
+        est.on_chunk = piece_done
     undo_sigterm = raise_on_sigterm()
     try:
         while True:
@@ -438,45 +476,40 @@ def _drive(
             if reason is None and max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
                 reason = "max_seconds"
             if reason is not None:
+                if in_rounds and est.round_stop is not None:
+                    est.finish_round()  # a resumed round's complete pieces, when the budget is already spent
                 break
-            before = est.evaluations
             remaining = None if max_evals is None else max_evals - est.evaluations
             remaining = _evals_left_in(
                 max_seconds, t0, start_seconds, est.evaluations - first_evals, remaining
             )
             est.step(remaining)
             last_good, last_good_evals = snapshot(), est.game.evaluations
-            bar.update(est.evaluations - before)
-            if lines is not None:
-                lines.update(est.evaluations, first_evals)
-            post = est.postfix()
-            if post:
-                bar.set_postfix(post, refresh=False)
-            if checkpoint_dir is not None and (
-                (
-                    checkpoint_every_evals is not None
-                    and est.evaluations - last_evals >= checkpoint_every_evals
-                )
-                or (
-                    checkpoint_every_seconds is not None
-                    and time.perf_counter() - last_time >= checkpoint_every_seconds
-                )
-            ):
-                save()
-                last_evals, last_time = est.evaluations, time.perf_counter()
+            piece_evals = last_good_evals
+            show()
+            checkpoint_if_due()
     except DeadlineReached:
-        # the step in flight is discarded: the result is that of the complete steps before it
-        assert last_good is not None  # a deadline is set, so every step was snapshotted
-        est.load_state(*last_good)
-        est.discarded_evaluations = est.game.evaluations - last_good_evals
+        if in_rounds and est.round_done > 0 and not est.mutating:
+            # the round's complete pieces stand as a shorter round; the piece in flight is discarded
+            est.discarded_evaluations = est.game.evaluations - piece_evals
+            est.finish_round()
+        else:  # the step in flight is discarded: the result is that of the complete steps before it
+            assert last_good is not None  # a deadline is set, so every step was snapshotted
+            est.load_state(*last_good)
+            est.discarded_evaluations = est.game.evaluations - last_good_evals
         reason = "max_seconds"
     except KeyboardInterrupt:
-        if last_good is not None and checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, last_good[0], fingerprint, last_good[1])
+        if checkpoint_dir is not None:
+            if in_rounds and est.round_done > 0 and not est.mutating:
+                save()  # the complete pieces of the round in progress; resume walks the rest
+            elif last_good is not None:
+                save_checkpoint(checkpoint_dir, last_good[0], fingerprint, last_good[1])
         raise
     finally:
         undo_sigterm()
         bar.close()
+        if in_rounds:
+            est.on_chunk = None
     if checkpoint_dir is not None:
         save()
     wall = est.elapsed_before + time.perf_counter() - t0

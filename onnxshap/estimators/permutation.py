@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from onnxshap.estimators.base import Estimator
 from onnxshap.estimators.bounds import t_halfwidth
-from onnxshap.estimators.executor import LOCAL, RoundExecutor
+from onnxshap.estimators.executor import LOCAL, LocalExecutor, RoundExecutor
 from onnxshap.estimators.stats import RunningMoments
-from onnxshap.estimators.walk import RoundOutput
+from onnxshap.estimators.walk import RoundOutput, walk_round
 from onnxshap.games.base import Game
 
 DEFAULT_PERMUTATIONS = 100
@@ -38,6 +40,11 @@ class SamplingEstimator(Estimator):
     executor: RoundExecutor = LOCAL  # who walks the rounds (see onnxshap.estimators.executor)
     runs_rounds = True
     unbudgeted_permutations: ClassVar[int | None] = DEFAULT_PERMUTATIONS  # walked given no budget
+    # Set by the run loop: walk a round in pieces of about half this many seconds (local executor),
+    # calling on_chunk after each piece but the last, so that a round can be checkpointed (and a
+    # deadline keep its complete pieces) before it ends. None: a round is walked in one piece.
+    chunk_seconds: float | None = None
+    on_chunk: Callable[[], None] | None = None
 
     @classmethod
     def budget_params(
@@ -55,6 +62,12 @@ class SamplingEstimator(Estimator):
         self.next_perm = 0
         self.rounds = 0
         self.walk_evals = 0
+        # the round in progress: permutations [next_perm, round_stop), of which round_done are folded
+        self.round_stop: int | None = None
+        self.round_done = 0
+        self.round_walk_evals = 0
+        self.mutating = False  # True while folding or closing a round: the state is not consistent
+        self._seconds_per_perm: float | None = None
         self._kept_m: list[np.ndarray] = []
         self._kept_o: list[np.ndarray] = []
 
@@ -107,15 +120,62 @@ class SamplingEstimator(Estimator):
             "rotations": self.params.get("rotations", 1),
         }
 
+    def group_size(self, index: int) -> int:
+        """Walks that form one sample at permutation ``index`` (a round's pieces never split them)."""
+        return self.unit
+
     def step(self, remaining_evals: int | None) -> None:
-        """Walk one round of permutations (with ``self.executor``) and fold its marginals in."""
-        size = self.round_size(remaining_evals)
-        evaluations = self.executor.run_round(self, range(self.next_perm, self.next_perm + size))
-        self.evaluations += evaluations
-        self.walk_evals += evaluations
-        self.next_perm += size
+        """Walk one round of permutations (with ``self.executor``) and fold its marginals in; a round
+        interrupted after some of its pieces (see ``chunk_seconds``) continues where it stopped."""
+        if self.round_stop is None:
+            self.round_stop = self.next_perm + self.round_size(remaining_evals)
+            self.round_done, self.round_walk_evals = 0, 0
+        while self.next_perm + self.round_done < self.round_stop:
+            start = self.next_perm + self.round_done
+            stop = min(self.round_stop, start + self._piece(start))
+            t0 = time.perf_counter()
+            evaluations = self._walk(range(start, stop))
+            self._seconds_per_perm = (time.perf_counter() - t0) / (stop - start)
+            self.evaluations += evaluations
+            self.walk_evals += evaluations
+            self.round_walk_evals += evaluations
+            self.round_done = stop - self.next_perm
+            if self.on_chunk is not None and stop < self.round_stop:
+                self.on_chunk()
+        self.finish_round()
+
+    def _piece(self, start: int) -> int:
+        """Permutations in the next piece of the round: all that are left unless ``chunk_seconds`` is
+        set and the executor is local; then whole groups worth about ``chunk_seconds`` / 2 (one group
+        while the time per permutation is unknown)."""
+        left = self.round_stop - start
+        if self.chunk_seconds is None or not isinstance(self.executor, LocalExecutor):
+            return left
+        group = self.group_size(start)
+        if self._seconds_per_perm is None:
+            return group
+        fit = int(self.chunk_seconds / 2 / max(self._seconds_per_perm, 1e-9)) // group * group
+        return min(left, max(group, fit))
+
+    def _walk(self, indices: range) -> int:
+        """Walk and fold permutations ``indices``; returns their evaluations."""
+        if not isinstance(self.executor, LocalExecutor):
+            return self.executor.run_round(self, indices)
+        out = walk_round(self.game, indices, **self.walk_options())
+        self.mutating = True
+        self.fold(out)
+        self.mutating = False
+        return out.evaluations
+
+    def finish_round(self) -> None:
+        """Close the round in progress after the permutations folded so far (all of it, or the complete
+        pieces before a deadline) and run :meth:`after_round`."""
+        self.mutating = True
+        self.next_perm += self.round_done
+        self.round_stop, self.round_done, self.round_walk_evals = None, 0, 0
         self.rounds += 1
         self.after_round()
+        self.mutating = False
 
     def fold(self, out: RoundOutput) -> None:
         """Absorb a walked round (or a chunk of it, chunks in index order) and keep its samples."""
@@ -153,6 +213,9 @@ class SamplingEstimator(Estimator):
             "next_perm": self.next_perm,
             "rounds": self.rounds,
             "walk_evals": self.walk_evals,
+            "round_stop": -1 if self.round_stop is None else self.round_stop,
+            "round_done": self.round_done,
+            "round_walk_evals": self.round_walk_evals,
         }
 
     def load_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
@@ -162,6 +225,10 @@ class SamplingEstimator(Estimator):
         self.next_perm = int(scalars["next_perm"])
         self.rounds = int(scalars["rounds"])
         self.walk_evals = int(scalars["walk_evals"])
+        stop = int(scalars.get("round_stop", -1))
+        self.round_stop = None if stop < 0 else stop
+        self.round_done = int(scalars.get("round_done", 0))
+        self.round_walk_evals = int(scalars.get("round_walk_evals", 0))
         if self.params["keep_samples"]:
             self._kept_m = [arrays["kept_marginals"]]
             self._kept_o = [arrays["kept_orders"]]

@@ -322,11 +322,10 @@ class TMABEstimator(SamplingEstimator):
         mine: list[Any] = [self.stats] if self.summary is self.stats else [self.stats, self.summary]
         return [*mine, self.pending]
 
-    def step(self, remaining_evals: int | None) -> None:
-        """Walk one round and record its cost."""
-        perms, evals, active = self.next_perm, self.walk_evals, int(self.active.sum())
-        super().step(remaining_evals)
-        self.round_log.append([self.next_perm - perms, self.walk_evals - evals, active])
+    def finish_round(self) -> None:
+        """Record the round's cost (permutations, evaluations, active players), then close it."""
+        self.round_log.append([self.round_done, self.round_walk_evals, int(self.active.sum())])
+        super().finish_round()
 
     def after_round(self) -> None:
         """Feed the round's samples to the sequences, then decide, eliminate and check the stop rule."""
@@ -380,6 +379,9 @@ class TMABEstimator(SamplingEstimator):
             arrays.update(self.summary.state("summary_"))
         if self.sequences is not None:
             arrays.update(self.sequences.state("cs_"))
+        if self.pending.samples:  # a round checkpointed before its end: its queued samples
+            arrays["pending_x"] = np.stack([x for x, _ in self.pending.samples])
+            arrays["pending_mask"] = np.stack([m for _, m in self.pending.samples])
         return arrays
 
     def scalars(self) -> dict[str, Any]:
@@ -409,6 +411,9 @@ class TMABEstimator(SamplingEstimator):
         self.tau = float(scalars["tau"])
         self.tau_player = int(scalars["tau_player"])
         self.is_converged = bool(scalars["converged"])
+        self.pending = PendingSamples()
+        for x, mask in zip(arrays.get("pending_x", ()), arrays.get("pending_mask", ()), strict=True):
+            self.pending.add(x, mask)
 
     def estimates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Means and the intervals of the chosen guarantee."""

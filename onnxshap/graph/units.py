@@ -11,6 +11,7 @@ import numpy as np
 
 UNIT_KINDS = ("conv", "dense")
 PLACEMENTS = ("after-chain", "after-conv")
+REMOVALS = ("zero", "mean")  # what a removed unit outputs: nothing, or its mean activation
 TABLE_VERSION = 1
 
 

@@ -216,8 +216,8 @@ def _resume_equals(folder: Path, reference: Path) -> None:
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path, monkeypatch, uninterrupted):
     """A real process killed with SIGKILL mid-run resumes to exactly the uninterrupted result."""
     killed = tmp_path / "killed"
-    monkeypatch.setenv("ONNXSHAP_CHECKPOINT_SECONDS", "0.001")  # a checkpoint after every round
     args = ["-m", "onnxshap_cli.main", "run", str(CNN), "--out", str(killed), *RESUMABLE, "--no-progress"]
+    args += ["--checkpoint-seconds", "0.001"]  # a checkpoint after every piece of a round
     kill_after_first_checkpoint(args, killed / "checkpoint", settle=0.05)  # asserts it died of the kill
     assert load_checkpoint(killed / "checkpoint")[2]["evaluations"] < 8000  # killed mid-run
     assert not (killed / "shapley.csv").exists()

@@ -128,8 +128,8 @@ def test_out_that_holds_other_files_is_refused_and_left_alone(tmp_path):
 def _unfinished_run(tmp_path, monkeypatch) -> Path:
     """A run of the digits CNN killed (-9) after its first checkpoint."""
     out = tmp_path / "unfinished"
-    monkeypatch.setenv("ONNXSHAP_CHECKPOINT_SECONDS", "0.01")
     args = ["-m", "onnxshap_cli.main", "run", str(CNN), "--out", str(out), "--estimator", "permutation"]
+    args += ["--checkpoint-seconds", "0.01"]
     kill_after_first_checkpoint(
         [*args, "--max-evals", "1000000", "--no-progress"], out / "checkpoint", settle=0
     )
