@@ -46,7 +46,10 @@ def prune(
     provider: str,
     metric: str | None,
 ) -> None:
-    """Write OUTPUT: MODEL with the chosen units removed for good (a plain ONNX model, no mask inputs)."""
+    """Write OUTPUT: MODEL with the chosen units removed for good (a plain ONNX model, no mask inputs).
+
+    --negative is a repair (the units that reliably lower the metric), --top K an ablation (the K units
+    the metric relies on most), --units your own choice; the held-out metric before and after is printed."""
     from onnxshap.audit.repair import prune as do_prune
     from onnxshap.audit.repair import select_units
     from onnxshap.audit.runfolder import RunFolder
@@ -71,8 +74,15 @@ def prune(
             "never runs; pass --metric to measure the repair"
         )
     else:
+        # by intent: --negative repairs, --top ablates what the model relies on, --units is the user's choice
+        after = "repaired" if negative else (f"top {len(repair.removed)} ablated" if top else "pruned")
         click.echo(
             f"{repair.metric} on the {repair.checked_on}: original {repair.original_value:.4f} -> "
-            f"repaired {repair.repaired_value:.4f} ({repair.repaired_value - repair.original_value:+.4f})"
+            f"{after} {repair.repaired_value:.4f} ({repair.repaired_value - repair.original_value:+.4f})"
         )
+        if top and not negative:
+            click.echo(
+                "  an ablation, not a repair: --top removes the units the metric relies on most (the first "
+                "point of the removal curve); --negative removes the units that reliably hurt it"
+            )
     click.echo(f"wrote {repair.output}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +15,9 @@ from onnx import ModelProto, TensorProto, numpy_helper
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxshap.errors import ModelError
+from onnxshap.fileio import temp_file
 
 MIN_OPSET = 7
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 @dataclass
@@ -183,7 +181,7 @@ def save_model(model: ModelProto, path: str | os.PathLike, source: LoadedModel |
                 staged.append((_temp_copy(source.base_dir / rel, out.parent, name), out.parent / name))
             _relocate(proto, renamed)
         # The proto holds no external bytes (never loaded), so serialising it stays well under 2 GB.
-        tmp_model = _temp_file(out.parent, out.name, lambda fh: fh.write(proto.SerializeToString()))
+        tmp_model = temp_file(out.parent, out.name, lambda fh: fh.write(proto.SerializeToString()))
         staged.append((tmp_model, out))
         _check_saved(tmp_model, out.parent, {final.name: tmp for tmp, final in staged[:-1]})
         for tmp, final in staged:
@@ -213,23 +211,9 @@ def _data_names(out: Path, count: int) -> list[str]:
     return names
 
 
-def _temp_file(folder: Path, name: str, write) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the model from the user's group
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return Path(tmp)
-
-
 def _temp_copy(src: Path, folder: Path, name: str) -> Path:
     """A copy of `src` in `folder` under a temporary name (holes of a sparse file stay holes)."""
-    return _temp_file(folder, name, lambda fh: _copy_sparse(src, fh))
+    return temp_file(folder, name, lambda fh: _copy_sparse(src, fh))
 
 
 def _copy_sparse(src: Path, dst) -> None:

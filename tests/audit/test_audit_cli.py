@@ -101,7 +101,11 @@ def test_prune_top_and_units(finished_run, tmp_path):
         cli, ["prune", str(CNN), "--run", str(out), "--top", "3", "-o", str(repaired)]
     )
     assert result.exit_code == 0, result.output
-    assert "original" in result.output and "repaired" in result.output
+    # worded by intent: --top is an ablation of what the model relies on, not a repair
+    assert (
+        "original" in result.output and "top 3 ablated" in result.output and "repaired" not in result.output
+    )
+    assert "an ablation, not a repair" in result.output
     model = onnx.load(str(repaired))
     assert [i.name for i in model.graph.input] == ["input"]  # no mask inputs: loads in stock ORT
     session = ort.InferenceSession(str(repaired), providers=["CPUExecutionProvider"])
@@ -119,6 +123,7 @@ def test_prune_top_and_units(finished_run, tmp_path):
         ["prune", str(CNN), "--run", str(out), "--units", rows[0]["unit"], "-o", str(tmp_path / "one.onnx")],
     )
     assert by_id.exit_code == 0 and f"removed 1 units: {rows[0]['unit']}" in by_id.output
+    assert "-> pruned" in by_id.output and "ablation" not in by_id.output
 
 
 def test_prune_refuses_other_model(finished_run, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -231,3 +232,15 @@ def test_run_on_external_data_from_another_directory_finishes(tmp_path):
     run = json.loads((elsewhere / "r" / "run.json").read_text())
     assert run["status"] == "finished" and "weight" in run["curves"]
     assert set(run["model_data_sha256"]) == {"cnn.data"}
+
+
+def test_every_file_of_a_run_folder_has_the_users_mode(tmp_path):
+    """run.json, results and checkpoint are created like any file of the user's (0666 less the umask),
+    not mkstemp's 0600: a run folder shared with a group is readable by it."""
+    out = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["run", str(CNN), "--out", str(out), *QUICK]).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    files = [p for p in out.rglob("*") if p.is_file() and p.name != LOCK_NAME]
+    assert {"run.json", "shapley.csv", "result.npz", "checkpoint.npz"} <= {p.name for p in files}
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o666 & ~umask for p in files}

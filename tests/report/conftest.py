@@ -32,3 +32,21 @@ def vector_run(tmp_path_factory) -> Path:
     return _run(
         tmp_path_factory.mktemp("runs") / "perclass", metric="per-class", estimator="truncated", max_evals=600
     )
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The README's main job as it ships: the digits CNN on its own data, every default."""
+    from onnxshap.audit import AuditConfig, run_audit
+
+    pytest.importorskip("matplotlib")
+    out = tmp_path_factory.mktemp("runs") / "demo"
+    return run_audit(AuditConfig(model=MODELS / "digits_cnn_torch.onnx", out=out, progress=False)).path
+
+
+@pytest.fixture(scope="session")
+def budget_run(tmp_path_factory) -> Path:
+    """A run stopped on its budget long before it could settle: wide intervals, most units undecided."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path_factory.mktemp("runs") / "budget"
+    return _run(out, estimator="tmab", max_evals=600, baselines=False)
