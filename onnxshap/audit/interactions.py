@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-from pathlib import Path
 
 from onnxshap.audit.runfolder import RunFolder, RunFolderError
 from onnxshap.errors import DataError
@@ -39,7 +38,7 @@ def run_interactions(
     run = folder.read_run()
     if run.get("status") != "finished":
         raise RunFolderError(f"{folder.path} holds no finished run")
-    out_csv = folder.path / "interactions.csv"
+    out_csv = folder.interactions_csv
     if out_csv.exists():
         raise RunFolderError(f"{out_csv} exists (a run folder is never overwritten); delete it to recompute")
     if not 2 <= top <= MAX_TOP:
@@ -77,7 +76,7 @@ def run_interactions(
         writer.writerow([names[a], names[b], repr(float(v)), repr(float(lo)), repr(float(hi))])
     data = buf.getvalue().encode()
     folder.write_json(
-        folder.path / "interactions.json",
+        folder.interactions_json,
         {
             **result.metadata,
             "quantity": "Shapley interaction index = msapy network_interaction_2d (gamma_ij - gamma_i - gamma_j)",
@@ -88,12 +87,3 @@ def run_interactions(
     )
     atomic_write_bytes(out_csv, lambda fh: fh.write(data))
     return out_csv, result, names
-
-
-def read_interactions(folder: Path) -> list[dict[str, str]] | None:
-    """interactions.csv of a run folder, or None."""
-    path = Path(folder) / "interactions.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
