@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxshap.audit.runfolder import RunFolder, RunFolderError
+from onnxshap.audit.runfolder import RunFolder, RunFolderError, reliably_negative
 from onnxshap.audit.runner import UNMEASURED, is_custom
 from onnxshap.errors import DataError, ModelError
 
@@ -50,8 +50,7 @@ def select_units(
             raise DataError("--top needs a positive number of units")
         chosen = list(np.argsort(-scores, kind="stable")[:top])
     elif negative:
-        high = result.ci_high if result.ci_high.ndim == 1 else result.ci_high.reshape(len(scores), -1).max(1)
-        below = np.flatnonzero(high < 0)
+        below = np.flatnonzero([reliably_negative(high) for high in result.ci_high])
         chosen = list(below[np.argsort(scores[below], kind="stable")])
     else:
         try:

@@ -33,7 +33,7 @@ import itertools
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,13 @@ class RunFolderBusy(RunFolderError):
     """Another process is writing the run folder."""
 
 
+def reliably_negative(ci_high: float | np.ndarray) -> bool:
+    """The repair-candidate rule, the one place it is written (`prune --negative`; the report's highlighted
+    units): the player's whole confidence interval lies below zero; for a vector game, every element's.
+    `ci_high`: the player's upper bound(s), a number or the array of its elements' bounds."""
+    return bool(np.all(np.asarray(ci_high, dtype=np.float64) < 0))
+
+
 @dataclass
 class UnitRow:
     """One row of shapley.csv, typed, with the player's index in the player table."""
@@ -75,11 +82,13 @@ class UnitRow:
     unit_index: int | None = None  # the unit's index in units.json when the player is one unit
     members: str = ""  # grouped players: member units, compact (LAYER:A-B;...)
     decision: int | None = None  # 1 certainly in the top k, -1 certainly out, 0 undecided, None: no rule
+    # a repair candidate (see `reliably_negative`); None: from ci_high (a vector game's rows get it from
+    # every element's interval, which the row's mean interval does not show)
+    reliably_negative: bool | None = field(default=None)
 
-    @property
-    def reliably_negative(self) -> bool:
-        """The whole confidence interval lies below zero: a repair candidate (`prune --negative`)."""
-        return self.ci_high < 0
+    def __post_init__(self) -> None:
+        if self.reliably_negative is None:
+            self.reliably_negative = reliably_negative(self.ci_high)
 
 
 def new_run_path(base: str | os.PathLike) -> Path:
@@ -110,6 +119,7 @@ class RunFolder:
     checkpoint_dir = property(lambda self: self.path / "checkpoint")
     curves_json = property(lambda self: self.path / "curves.json")
     modes = property(lambda self: self.path / "modes.npy")
+    modes_ci_high = property(lambda self: self.path / "modes_ci_high.npy")
     players_json = property(lambda self: self.path / "players.json")
     means_npy = property(lambda self: self.path / "means.npy")
     interactions_csv = property(lambda self: self.path / "interactions.csv")
@@ -334,10 +344,12 @@ class RunFolder:
     def read_rows(self, players: PlayerTable | None = None) -> list[UnitRow]:
         """shapley.csv as typed rows, in its order (by value, descending)."""
         players = players or self.load_players()
+        highs = self._element_highs(players.n_players)
         rows: list[UnitRow] = []
         try:
             for rec in self.read_csv():
                 index = players.index_of(rec["unit"])
+                high = float(rec["ci_high"])
                 rows.append(
                     UnitRow(
                         unit=rec["unit"],
@@ -345,12 +357,13 @@ class RunFolder:
                         channel=int(rec["channel"]) if rec["channel"] != "" else None,
                         value=float(rec["value"]),
                         ci_low=float(rec["ci_low"]),
-                        ci_high=float(rec["ci_high"]),
+                        ci_high=high,
                         samples=int(rec["samples"]),
                         index=index,
                         unit_index=players.single_unit(index),
                         members=rec.get("members") or "",
                         decision=int(rec["decision"]) if rec.get("decision") not in (None, "") else None,
+                        reliably_negative=reliably_negative(high if highs is None else highs[index]),
                     )
                 )
         except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -361,17 +374,26 @@ class RunFolder:
 
     def load_modes(self, n_players: int) -> np.ndarray | None:
         """modes.npy, [n_players, *shape] (vector games), or None for a scalar game."""
+        return self._load_per_player(self.modes, n_players)
+
+    def _element_highs(self, n_players: int) -> np.ndarray | None:
+        """A vector game's upper bounds per player and element (modes_ci_high.npy); None otherwise."""
         if not self.modes.is_file():
             return None
+        return self._load_per_player(self.modes_ci_high, n_players)
+
+    def _load_per_player(self, path: Path, n_players: int) -> np.ndarray | None:
+        if not path.is_file():
+            return None
         try:
-            modes = np.load(self.modes, allow_pickle=False)
+            arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise RunFolderError(f"cannot read modes.npy in {self.path}: {exc}") from None
-        if modes.ndim < 2 or len(modes) != n_players:
+            raise RunFolderError(f"cannot read {path.name} in {self.path}: {exc}") from None
+        if arr.ndim < 2 or len(arr) != n_players:
             raise RunFolderError(
-                f"{self.path}: modes.npy has shape {list(modes.shape)}, not [n_players, ...]"
+                f"{self.path}: {path.name} has shape {list(arr.shape)}, not [n_players, ...]"
             )
-        return modes
+        return arr
 
     def read_interactions(self) -> list[dict[str, str]] | None:
         """interactions.csv (`onnxshap interactions`), or None when there is none."""

@@ -96,6 +96,27 @@ def test_negative_units_section(scalar_report: Path, scalar_run: Path) -> None:
     assert (f"<b>{len(candidates)}</b> unit(s)" in html) == bool(candidates)
 
 
+def test_repair_candidates_are_what_prune_negative_removes(vector_run: Path, tmp_path: Path) -> None:
+    """The report's repair candidates and `prune --negative` follow one rule: for a vector game every
+    element's interval lies below zero, not only the mean of the element intervals the table shows."""
+    from onnxshap.audit.repair import select_units
+    from onnxshap.audit.runfolder import RunFolder
+
+    folder = RunFolder(copy_run(vector_run, tmp_path / "run"))
+    result = folder.load_result()
+    high = result.ci_high.copy()
+    high[:3] = -1.0  # players 0-2: every element below zero
+    high[3] = -1.0
+    high[3, 0] = 5.0  # player 3: the mean below zero, one element above
+    result.ci_high = high
+    folder.write_results(result, folder.load_units(), folder.load_players())
+    data = load_run(folder.path)
+    assert data.rows[[r.index for r in data.rows].index(3)].ci_high < 0
+    candidates = sorted(r.unit_index for r in data.repair_candidates())
+    assert {0, 1, 2} <= set(candidates) and 3 not in candidates
+    assert candidates == sorted(select_units(folder, negative=True))
+
+
 def test_vector_game_gets_the_heatmap(vector_report: Path, vector_run: Path) -> None:
     assert np.load(vector_run / "modes.npy").shape == (80, 10)
     heatmap = vector_run / "figures" / "modes_heatmap.png"
