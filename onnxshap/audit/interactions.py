@@ -31,7 +31,7 @@ def run_interactions(
     provider: str = "cpu",
 ):
     """Compute and write the interactions of the run's top ``top`` players (see onnxshap.interactions)."""
-    from onnxshap.audit.runner import config_from_run, replay_games
+    from onnxshap.audit.runner import config_from_run, reopen
     from onnxshap.interactions import pair_interactions
 
     folder = RunFolder(run_dir)
@@ -58,7 +58,7 @@ def run_interactions(
     names = [r["unit"] for r in rows[:top]]
     if len(names) < 2:
         raise DataError("the run has fewer than 2 players")
-    _, unit_game, _ = replay_games(cfg, folder, provider=provider)
+    _, unit_game, _ = reopen(folder, cfg, provider=provider).games()
     game = players.wrap(unit_game)
     result = pair_interactions(
         game,

@@ -90,7 +90,7 @@ def prune(
     `metric` measures the repair (default: the run's). A `custom:` metric runs the named code, so it is
     never taken from the run folder: without `metric`, such a run's repair is written but not measured.
     """
-    from onnxshap.audit.runner import config_from_run, replay_games
+    from onnxshap.audit.runner import config_from_run, reopen
     from onnxshap.graph import load_model, save_model, sha256_of
     from onnxshap.graph.bake import bake_removed
 
@@ -121,7 +121,7 @@ def prune(
     baked, summary = bake_removed(
         loaded, table, keep, means=means
     )  # refuses a model whose units are not the table's
-    check = replay_games(cfg, folder, model=model, provider=provider)[2] if measure else None
+    check = reopen(folder, cfg, model=model, provider=provider).games()[2] if measure else None
     save_model(baked, out, source=loaded)
     original = repaired = None
     if check is not None:

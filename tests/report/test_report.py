@@ -134,6 +134,20 @@ def test_missing_data_still_builds_with_a_note(scalar_run: Path, tmp_path: Path)
     assert (run / "figures" / "removal_curves.png").is_file()
 
 
+def test_pictures_of_a_custom_metric_run_never_import_the_metric(scalar_run: Path, tmp_path: Path) -> None:
+    """The pictures reopen the run's model and data (never its metric): a custom metric named in run.json
+    is not imported, and the pictures are drawn all the same."""
+    marker = tmp_path / "ran.txt"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('x')\ndef fn(o, y, g):\n    return o.mean((1, 2))\n")
+    info = json.loads((scalar_run / "run.json").read_text())
+    metric = f"custom:{evil}:fn"
+    run = copy_run(scalar_run, tmp_path / "run", metric=metric, config={**info["config"], "metric": metric})
+    build_report(run)
+    assert not marker.exists()
+    assert len(list((run / "figures").glob("unit_*.png"))) == 8
+
+
 def test_missing_or_changed_model_still_builds(scalar_run: Path, tmp_path: Path) -> None:
     gone = copy_run(scalar_run, tmp_path / "gone", model=str(tmp_path / "nowhere" / "model.onnx"))
     assert "cannot be found any more" in build_report(gone).read_text()
