@@ -15,7 +15,6 @@ processes that keep both cores busy for the whole bench.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import subprocess
 import sys
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import textlines
 from models.thirdparty import fetch
+from onnxshap.audit.runfolder import RunFolder
 
 
 def _burn() -> None:
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                         cli += ["--max-drop", "0.5", "--drop-k", "10"]
                     code, wall, _ = _timed(cli)
                     bound = max(1.05 * T, T + 10)
-                    info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+                    run = RunFolder(out)
+                    info = run.read_run() if run.run_json.is_file() else {}
                     plan = info.get("plan", {})
                     phases = ", ".join(f"{k} {v:.0f}" for k, v in plan.get("seconds", {}).items() if v >= 0.5)
                     skipped = "; ".join(plan.get("skipped", {})) or "-"

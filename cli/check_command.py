@@ -93,7 +93,7 @@ def check(
     from onnxshap.audit import run_audit
     from onnxshap.audit.policy import Policy, evaluate
     from onnxshap.audit.runfolder import new_run_path
-    from onnxshap.audit.runner import replay_games
+    from onnxshap.audit.runner import reopen
     from onnxshap.deadline import DeadlineReached, deadline
     from onnxshap.errors import DataError
     from onnxshap.interrupts import sigterm_raises
@@ -128,7 +128,7 @@ def check(
                 raise DeadlineReached("no complete round of the estimation: no ranking to test")
             check_game = None
             if policy.max_drop is not None:
-                _, _, check_game = replay_games(cfg, folder)  # this command's own options, not the folder's
+                _, _, check_game = reopen(folder, cfg).games()  # this command's own options, not the folder's
             outcomes = evaluate(policy, folder, check_game)
         except DeadlineReached:
             code = INCONCLUSIVE_EXIT[inconclusive_means]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-from pathlib import Path
 
 from onnxshap.audit.runfolder import RunFolder, RunFolderError
 from onnxshap.errors import DataError
@@ -32,14 +31,14 @@ def run_interactions(
     provider: str = "cpu",
 ):
     """Compute and write the interactions of the run's top ``top`` players (see onnxshap.interactions)."""
-    from onnxshap.audit.runner import config_from_run, replay_games
+    from onnxshap.audit.runner import config_from_run, reopen
     from onnxshap.interactions import pair_interactions
 
     folder = RunFolder(run_dir)
     run = folder.read_run()
     if run.get("status") != "finished":
         raise RunFolderError(f"{folder.path} holds no finished run")
-    out_csv = folder.path / "interactions.csv"
+    out_csv = folder.interactions_csv
     if out_csv.exists():
         raise RunFolderError(f"{out_csv} exists (a run folder is never overwritten); delete it to recompute")
     if not 2 <= top <= MAX_TOP:
@@ -59,7 +58,7 @@ def run_interactions(
     names = [r["unit"] for r in rows[:top]]
     if len(names) < 2:
         raise DataError("the run has fewer than 2 players")
-    _, unit_game, _ = replay_games(cfg, folder, provider=provider)
+    _, unit_game, _ = reopen(folder, cfg, provider=provider).games()
     game = players.wrap(unit_game)
     result = pair_interactions(
         game,
@@ -77,7 +76,7 @@ def run_interactions(
         writer.writerow([names[a], names[b], repr(float(v)), repr(float(lo)), repr(float(hi))])
     data = buf.getvalue().encode()
     folder.write_json(
-        folder.path / "interactions.json",
+        folder.interactions_json,
         {
             **result.metadata,
             "quantity": "Shapley interaction index = msapy network_interaction_2d (gamma_ij - gamma_i - gamma_j)",
@@ -88,12 +87,3 @@ def run_interactions(
     )
     atomic_write_bytes(out_csv, lambda fh: fh.write(data))
     return out_csv, result, names
-
-
-def read_interactions(folder: Path) -> list[dict[str, str]] | None:
-    """interactions.csv of a run folder, or None."""
-    path = Path(folder) / "interactions.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxshap.audit.runfolder import RunFolder, RunFolderError
+from onnxshap.audit.runfolder import RunFolder, RunFolderError, reliably_negative
 from onnxshap.audit.runner import UNMEASURED, is_custom
 from onnxshap.errors import DataError, ModelError
 
@@ -50,8 +50,7 @@ def select_units(
             raise DataError("--top needs a positive number of units")
         chosen = list(np.argsort(-scores, kind="stable")[:top])
     elif negative:
-        high = result.ci_high if result.ci_high.ndim == 1 else result.ci_high.reshape(len(scores), -1).max(1)
-        below = np.flatnonzero(high < 0)
+        below = np.flatnonzero([reliably_negative(high) for high in result.ci_high])
         chosen = list(below[np.argsort(scores[below], kind="stable")])
     else:
         try:
@@ -91,7 +90,7 @@ def prune(
     `metric` measures the repair (default: the run's). A `custom:` metric runs the named code, so it is
     never taken from the run folder: without `metric`, such a run's repair is written but not measured.
     """
-    from onnxshap.audit.runner import config_from_run, replay_games
+    from onnxshap.audit.runner import config_from_run, reopen
     from onnxshap.graph import load_model, save_model, sha256_of
     from onnxshap.graph.bake import bake_removed
 
@@ -122,7 +121,7 @@ def prune(
     baked, summary = bake_removed(
         loaded, table, keep, means=means
     )  # refuses a model whose units are not the table's
-    check = replay_games(cfg, folder, model=model, provider=provider)[2] if measure else None
+    check = reopen(folder, cfg, model=model, provider=provider).games()[2] if measure else None
     save_model(baked, out, source=loaded)
     original = repaired = None
     if check is not None:

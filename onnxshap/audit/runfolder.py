@@ -10,7 +10,12 @@ modes.npy     [n_units, *shape] per-unit Shapley modes (vector games only; + mod
 run.json      model, model_sha256, metric, v_all, v_empty, estimator, parameters, seed, provider,
               evaluations, wall_seconds, onnxshap_version, top_k (unit ids), curves (AUC per ranking)
 result.npz/.json  the full ShapleyResult;   units.json  the unit table;   checkpoint/  for --resume
+curves.json   the removal curves;   interactions.csv/.json  written by `onnxshap interactions`
 .onnxshap.lock    the writer lock (see RunFolder.locked)
+
+This module is the one reader of run folders: the audit commands, the report and check read a run through
+RunFolder. Reading a run folder never imports or runs code (a custom metric named in run.json is only a
+name here; see onnxshap.audit.runner.config_from_run).
 
 One writer at a time: whatever writes into a run folder (run, resume, check's audit, report) holds an
 exclusive flock on .onnxshap.lock; the kernel releases it when the process ends, however it ends
@@ -28,6 +33,7 @@ import itertools
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,37 @@ class RunFolderError(OnnxShapError):
 
 class RunFolderBusy(RunFolderError):
     """Another process is writing the run folder."""
+
+
+def reliably_negative(ci_high: float | np.ndarray) -> bool:
+    """The repair-candidate rule, the one place it is written (`prune --negative`; the report's highlighted
+    units): the player's whole confidence interval lies below zero; for a vector game, every element's.
+    `ci_high`: the player's upper bound(s), a number or the array of its elements' bounds."""
+    return bool(np.all(np.asarray(ci_high, dtype=np.float64) < 0))
+
+
+@dataclass
+class UnitRow:
+    """One row of shapley.csv, typed, with the player's index in the player table."""
+
+    unit: str  # the player's name: a unit id, or a group's name
+    layer: str  # "" when a group spans several layers
+    channel: int | None  # None for a player of several units
+    value: float
+    ci_low: float
+    ci_high: float
+    samples: int
+    index: int  # player index (row of result.npz / modes.npy)
+    unit_index: int | None = None  # the unit's index in units.json when the player is one unit
+    members: str = ""  # grouped players: member units, compact (LAYER:A-B;...)
+    decision: int | None = None  # 1 certainly in the top k, -1 certainly out, 0 undecided, None: no rule
+    # a repair candidate (see `reliably_negative`); None: from ci_high (a vector game's rows get it from
+    # every element's interval, which the row's mean interval does not show)
+    reliably_negative: bool | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.reliably_negative is None:
+            self.reliably_negative = reliably_negative(self.ci_high)
 
 
 def new_run_path(base: str | os.PathLike) -> Path:
@@ -82,8 +119,11 @@ class RunFolder:
     checkpoint_dir = property(lambda self: self.path / "checkpoint")
     curves_json = property(lambda self: self.path / "curves.json")
     modes = property(lambda self: self.path / "modes.npy")
+    modes_ci_high = property(lambda self: self.path / "modes_ci_high.npy")
     players_json = property(lambda self: self.path / "players.json")
     means_npy = property(lambda self: self.path / "means.npy")
+    interactions_csv = property(lambda self: self.path / "interactions.csv")
+    interactions_json = property(lambda self: self.path / "interactions.json")
 
     @property
     def finished(self) -> bool:
@@ -176,10 +216,18 @@ class RunFolder:
     def read_run(self) -> dict[str, Any]:
         if not self.run_json.is_file():
             raise RunFolderError(f"{self.path} is not a run folder (no run.json)")
+        return self.read_json(self.run_json)
+
+    def read_json(self, path: Path) -> dict[str, Any]:
+        """A JSON file of the folder (run.json, curves.json, interactions.json)."""
         try:
-            return json.loads(self.run_json.read_text())
+            return json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise RunFolderError(f"cannot read {self.run_json}: {exc}") from None
+            raise RunFolderError(f"cannot read {path.name} in {self.path}: {exc}") from None
+
+    def read_curves(self) -> dict[str, Any]:
+        """curves.json: the removal curves of every ranking."""
+        return self.read_json(self.curves_json)
 
     def write_results(
         self, result: ShapleyResult, table: UnitTable, players: PlayerTable | None = None
@@ -229,7 +277,10 @@ class RunFolder:
     def load_units(self) -> UnitTable:
         if not self.units_json.is_file():
             raise RunFolderError(f"{self.path} has no units.json")
-        return UnitTable.load(self.units_json)
+        try:
+            return UnitTable.load(self.units_json)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RunFolderError(f"cannot read units.json in {self.path}: {exc}") from None
 
     def load_players(self, table: UnitTable | None = None) -> PlayerTable:
         """The run's players (one per unit for runs without players.json)."""
@@ -286,5 +337,74 @@ class RunFolder:
             )
 
     def read_csv(self) -> list[dict[str, str]]:
+        """shapley.csv as written (strings), by value descending."""
         with open(self.csv, newline="") as fh:
             return list(csv.DictReader(fh))
+
+    def read_rows(self, players: PlayerTable | None = None) -> list[UnitRow]:
+        """shapley.csv as typed rows, in its order (by value, descending)."""
+        players = players or self.load_players()
+        highs = self._element_highs(players.n_players)
+        rows: list[UnitRow] = []
+        try:
+            for rec in self.read_csv():
+                index = players.index_of(rec["unit"])
+                high = float(rec["ci_high"])
+                rows.append(
+                    UnitRow(
+                        unit=rec["unit"],
+                        layer=rec["layer"],
+                        channel=int(rec["channel"]) if rec["channel"] != "" else None,
+                        value=float(rec["value"]),
+                        ci_low=float(rec["ci_low"]),
+                        ci_high=high,
+                        samples=int(rec["samples"]),
+                        index=index,
+                        unit_index=players.single_unit(index),
+                        members=rec.get("members") or "",
+                        decision=int(rec["decision"]) if rec.get("decision") not in (None, "") else None,
+                        reliably_negative=reliably_negative(high if highs is None else highs[index]),
+                    )
+                )
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise RunFolderError(
+                f"{self.path}: shapley.csv does not match the run folder format ({exc})"
+            ) from None
+        return rows
+
+    def load_modes(self, n_players: int) -> np.ndarray | None:
+        """modes.npy, [n_players, *shape] (vector games), or None for a scalar game."""
+        return self._load_per_player(self.modes, n_players)
+
+    def _element_highs(self, n_players: int) -> np.ndarray | None:
+        """A vector game's upper bounds per player and element (modes_ci_high.npy); None otherwise."""
+        if not self.modes.is_file():
+            return None
+        return self._load_per_player(self.modes_ci_high, n_players)
+
+    def _load_per_player(self, path: Path, n_players: int) -> np.ndarray | None:
+        if not path.is_file():
+            return None
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"cannot read {path.name} in {self.path}: {exc}") from None
+        if arr.ndim < 2 or len(arr) != n_players:
+            raise RunFolderError(
+                f"{self.path}: {path.name} has shape {list(arr.shape)}, not [n_players, ...]"
+            )
+        return arr
+
+    def read_interactions(self) -> list[dict[str, str]] | None:
+        """interactions.csv (`onnxshap interactions`), or None when there is none."""
+        if not self.interactions_csv.is_file():
+            return None
+        try:
+            with open(self.interactions_csv, newline="") as fh:
+                return list(csv.DictReader(fh))
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"cannot read interactions.csv in {self.path}: {exc}") from None
+
+    def read_interactions_meta(self) -> dict[str, Any]:
+        """interactions.json (method, budget, guarantee), or {} when there is none."""
+        return self.read_json(self.interactions_json) if self.interactions_json.is_file() else {}

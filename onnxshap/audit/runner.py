@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -238,7 +239,8 @@ def config_from_run(run: dict[str, Any], metric: str | None = None) -> AuditConf
     """The AuditConfig a finished run was made with (from run.json's "config"), with `metric` instead of
     the run's when given. Reading a run folder never runs code: a `custom:` metric found there is refused
     unless `metric` replaces it (the caller's own choice, e.g. from the command line)."""
-    saved = dict(run.get("config", {}))
+    saved = dict(run.get("config") or {})
+    saved.setdefault("model", run.get("model"))
     for key in ("model", "data", "out", "spec", "adversarial_data", "lesion_run"):
         if saved.get(key) is not None:
             saved[key] = Path(saved[key])
@@ -254,25 +256,68 @@ def config_from_run(run: dict[str, Any], metric: str | None = None) -> AuditConf
     return cfg
 
 
-def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None, provider: str | None = None):
-    """(inst, game, held-out game) rebuilt from a run's config, e.g. to check a repair on the held-out split.
+@dataclass
+class Reopened:
+    """A run's model, instrumented as the run did, and (on first use) its data: see `reopen`."""
 
-    Unit games (over the units, not the players; see ``RunFolder.load_players``). With mean removal the
-    means the run recorded (means.npy) are used, not measured again."""
+    cfg: AuditConfig
+    folder: RunFolder
+    inst: MaskedModel
+
+    @functools.cached_property
+    def _loaded(self):
+        return _load(self.cfg, self.inst)
+
+    @property
+    def data(self):
+        """The run's whole data set (before the valuation / held-out split)."""
+        return self._loaded[0]
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self._loaded[1])
+
+    def games(self):
+        """(inst, game, held-out game) as the run built them, e.g. to check a repair on the held-out split.
+
+        Unit games (over the units, not the players; see ``RunFolder.load_players``). With mean removal the
+        means the run recorded (means.npy) are used, not measured again, and ``inst`` is the model with them."""
+        means = self.folder.load_means() if self.cfg.removal == "mean" else None
+        game, check, _, _, inst = _games(self.cfg, self.inst, self.data, self.folder, means)
+        return inst, game, check
+
+
+def reopen(
+    folder: RunFolder,
+    cfg: AuditConfig | None = None,
+    metric: str | None = None,
+    model: Path | None = None,
+    provider: str | None = None,
+) -> Reopened:
+    """The one way to open a run's model and data again (prune, interactions, check, the report's pictures).
+
+    ``cfg``: the run's config, by default read from its run.json by `config_from_run` (``metric`` replacing
+    the run's; a custom metric named only by the run folder is refused, never imported); a caller passes
+    its own when it holds the options the run was made with (check) or has re-located the files (report).
+    ``model`` / ``provider``: where the model file is now, and the provider to run it on."""
     from onnxshap.instrumented import instrument
 
+    cfg = cfg if cfg is not None else config_from_run(folder.read_run(), metric)
+    provider = provider or cfg.provider
     inst = instrument(
         model or cfg.model,
         units=cfg.units,
         placement=cfg.placement,
-        provider=provider or cfg.provider,
+        provider=provider,
         exclude=cfg.exclude,
-        provider_options=cfg.provider_options if (provider or cfg.provider) != "cpu" else None,
+        provider_options=cfg.provider_options if provider != "cpu" else None,
     )
-    data, _ = _load(cfg, inst)
-    means = folder.load_means() if cfg.removal == "mean" else None
-    game, check, _, _, inst = _games(cfg, inst, data, folder, means)
-    return inst, game, check
+    return Reopened(cfg, folder, inst)
+
+
+def replay_games(cfg: AuditConfig, folder: RunFolder, model: Path | None = None, provider: str | None = None):
+    """(inst, game, held-out game) rebuilt from a run's config: ``reopen(folder, cfg, ...).games()``."""
+    return reopen(folder, cfg, model=model, provider=provider).games()
 
 
 def _per_player(players, unit_values: np.ndarray) -> np.ndarray:

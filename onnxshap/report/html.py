@@ -440,10 +440,7 @@ def interactions_section(data: RunData, fig: Path | None) -> str:
     """Pairwise interactions among the top players, when `onnxshap interactions` wrote them."""
     if not data.interactions or fig is None:
         return ""
-    import json
-
-    meta_path = data.path / "interactions.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = data.interactions_meta
     ranked = sorted(data.interactions, key=lambda r: -abs(float(r["value"])))[:15]
     rows = [
         [

@@ -61,7 +61,7 @@ def _bases(data: RunData) -> list[Path]:
     return list(dict.fromkeys(bases))
 
 
-def locate(recorded: str | None, data: RunData) -> Path | None:
+def locate(recorded: str | Path | None, data: RunData) -> Path | None:
     """Find a file or folder run.json recorded (absolute, or relative to where the run was started)."""
     if not recorded:
         return None
@@ -221,12 +221,12 @@ def unit_pictures(data: RunData, fig_dir: Path, n_units: int = 8, n_inputs: int 
 
 
 def _draw(data: RunData, rows: list[UnitRow], fig_dir: Path, n_inputs: int) -> Pictures:
-    from onnxshap.data import load_data
+    from onnxshap.audit.runner import UNMEASURED, config_from_run, reopen
     from onnxshap.fileio import sha256_of
-    from onnxshap.instrumented import instrument
     from onnxshap.runtime.activation_maps import activation_maps
 
-    info, config = data.info, data.config
+    info = data.info
+    cfg = config_from_run(info, metric=UNMEASURED)  # no game is built: the run's metric is never looked up
     model = locate(info.get("model"), data)
     if model is None:
         return Pictures(
@@ -237,27 +237,22 @@ def _draw(data: RunData, rows: list[UnitRow], fig_dir: Path, n_inputs: int) -> P
         return Pictures(
             note=f"activation pictures are missing: {model} has changed since the run (sha256 differs)"
         )
-    source = info.get("data") or config.get("data")
+    source = info.get("data") or cfg.data
     data_path = locate(source, data)
     if data_path is None:
         return Pictures(note=f"activation pictures are missing: the data {source} cannot be found any more")
-    spec = config.get("spec")
+    spec = cfg.spec
     spec_path = locate(spec, data) if spec else None
     if spec and spec_path is None:
         return Pictures(
             note=f"activation pictures are missing: the preprocessing spec {spec} cannot be found"
         )
-    inst = instrument(
-        model,
-        units=config.get("units", "conv"),
-        placement=config.get("placement", "after-chain"),
-        exclude=config.get("exclude"),
-        provider="cpu",
-    )
+    cfg.data, cfg.spec = data_path, spec_path  # where they are now
+    opened = reopen(data.folder, cfg, model=model, provider="cpu")
+    inst = opened.inst
     if inst.units.unit_ids() != data.units.unit_ids():
         return Pictures(note="activation pictures are missing: the model's units no longer match units.json")
-    metas = inst.input_metas()
-    dataset = load_data(data_path, input_metas=metas, spec=spec_path, **(config.get("preprocess") or {}))
+    dataset = opened.data
     items = pick_items(dataset.labels, len(dataset), n_inputs)
     inputs = {k: v[items] for k, v in dataset.inputs.items()}
     maps = activation_maps(inst, inputs, [r.unit_index for r in rows])

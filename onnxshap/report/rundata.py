@@ -1,9 +1,7 @@
-"""Read a finished run folder into one object the figures and the HTML page draw from."""
+"""A finished run folder, read through RunFolder, as one object the figures and the HTML page draw from."""
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxshap.audit.runfolder import RunFolder, RunFolderError, UnitRow
 from onnxshap.errors import OnnxShapError
 from onnxshap.graph.units import UnitTable
 from onnxshap.players import PlayerTable
@@ -33,28 +32,6 @@ class ReportError(OnnxShapError):
 
 
 @dataclass
-class UnitRow:
-    """One row of shapley.csv, with the unit's flat index in the unit table."""
-
-    unit: str  # the player's name: a unit id, or a group's name
-    layer: str  # "" when a group spans several layers
-    channel: int | None  # None for a player of several units
-    value: float
-    ci_low: float
-    ci_high: float
-    samples: int
-    index: int  # player index (row of result.npz / modes.npy)
-    unit_index: int | None = None  # the unit's index in units.json when the player is one unit
-    members: str = ""  # grouped players: member units, compact (LAYER:A-B;...)
-    decision: int | None = None  # 1 certainly in the top k, -1 certainly out, 0 undecided, None: no rule
-
-    @property
-    def reliably_negative(self) -> bool:
-        """The whole confidence interval lies below zero: a repair candidate (`prune --negative`)."""
-        return self.ci_high < 0
-
-
-@dataclass
 class RunData:
     """Everything a report needs from a run folder."""
 
@@ -66,10 +43,15 @@ class RunData:
     modes: np.ndarray | None = None
     players: PlayerTable | None = None
     interactions: list[dict[str, str]] | None = None  # interactions.csv rows (`onnxshap interactions`)
+    interactions_meta: dict[str, Any] = field(default_factory=dict)  # interactions.json
     by_id: dict[str, UnitRow] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {row.unit: row for row in self.rows}
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.path)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -112,85 +94,36 @@ class RunData:
         return known + [n for n in names if n not in RANKING_ORDER]
 
 
-def _read_json(path: Path, folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read {path.name} in {folder}: {exc}") from None
-
-
-def _read_rows(path: Path, players: PlayerTable, folder: Path) -> list[UnitRow]:
-    rows: list[UnitRow] = []
-    try:
-        with open(path, newline="") as fh:
-            for rec in csv.DictReader(fh):
-                index = players.index_of(rec["unit"])
-                rows.append(
-                    UnitRow(
-                        unit=rec["unit"],
-                        layer=rec["layer"],
-                        channel=int(rec["channel"]) if rec["channel"] != "" else None,
-                        value=float(rec["value"]),
-                        ci_low=float(rec["ci_low"]),
-                        ci_high=float(rec["ci_high"]),
-                        samples=int(rec["samples"]),
-                        index=index,
-                        unit_index=players.single_unit(index),
-                        members=rec.get("members") or "",
-                        decision=int(rec["decision"]) if rec.get("decision") not in (None, "") else None,
-                    )
-                )
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise ReportError(f"{folder}: shapley.csv does not match the run folder format ({exc})") from None
-    return rows
-
-
 def load_run(path: str | os.PathLike) -> RunData:
-    """Read and check a finished run folder; ReportError (one line) when it cannot be reported on."""
-    folder = Path(path)
-    if not folder.exists():
-        raise ReportError(f"run folder not found: {folder}")
-    if not folder.is_dir():
-        raise ReportError(f"{folder} is not a folder (give the run folder written by `onnxshap run`)")
-    run_json = folder / "run.json"
-    if not run_json.is_file():
-        raise ReportError(f"{folder} is not a run folder (no run.json)")
-    info = _read_json(run_json, folder)
-    status = info.get("status")
-    if status != "finished":
-        raise ReportError(
-            f"{folder} holds an unfinished run (status {status!r}); "
-            f"finish it with `onnxshap run ... --out {folder} --resume`"
-        )
-    for name in ("shapley.csv", "units.json", "curves.json"):
-        if not (folder / name).is_file():
-            raise ReportError(f"{folder} is incomplete: {name} is missing")
+    """Read and check a finished run folder (through RunFolder, the one reader of run folders); ReportError
+    (one line) when it cannot be reported on."""
+    folder = RunFolder(path)
+    if not folder.path.exists():
+        raise ReportError(f"run folder not found: {folder.path}")
+    if not folder.path.is_dir():
+        raise ReportError(f"{folder.path} is not a folder (give the run folder written by `onnxshap run`)")
     try:
-        units = UnitTable.load(folder / "units.json")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReportError(f"cannot read units.json in {folder}: {exc}") from None
-    try:
-        players = PlayerTable.load(folder / "players.json", units)
-    except OnnxShapError as exc:
-        raise ReportError(f"{folder}: {exc}") from None
-    rows = _read_rows(folder / "shapley.csv", players, folder)
-    curves = _read_json(folder / "curves.json", folder)
-    modes = None
-    if (folder / "modes.npy").is_file():
-        try:
-            modes = np.load(folder / "modes.npy", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ReportError(f"cannot read modes.npy in {folder}: {exc}") from None
-        if modes.ndim < 2 or len(modes) != players.n_players:
-            raise ReportError(f"{folder}: modes.npy has shape {list(modes.shape)}, not [n_players, ...]")
-    from onnxshap.audit.interactions import read_interactions
-
-    try:
-        pairs = read_interactions(folder)
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read interactions.csv in {folder}: {exc}") from None
+        info = folder.read_run()
+        status = info.get("status")
+        if status != "finished":
+            raise ReportError(
+                f"{folder.path} holds an unfinished run (status {status!r}); "
+                f"finish it with `onnxshap run ... --out {folder.path} --resume`"
+            )
+        for needed in (folder.csv, folder.units_json, folder.curves_json):
+            if not needed.is_file():
+                raise ReportError(f"{folder.path} is incomplete: {needed.name} is missing")
+        units = folder.load_units()
+        players = folder.load_players(units)
+        rows = folder.read_rows(players)
+        curves = folder.read_curves()
+        modes = folder.load_modes(players.n_players)
+        pairs = folder.read_interactions()
+        pairs_meta = folder.read_interactions_meta() if pairs else {}
+    except RunFolderError as exc:
+        raise ReportError(str(exc)) from None
     return RunData(
-        path=folder,
+        path=folder.path,
         info=info,
         curves=curves,
         rows=rows,
@@ -198,4 +131,5 @@ def load_run(path: str | os.PathLike) -> RunData:
         modes=modes,
         players=players,
         interactions=pairs,
+        interactions_meta=pairs_meta,
     )

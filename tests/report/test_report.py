@@ -96,6 +96,27 @@ def test_negative_units_section(scalar_report: Path, scalar_run: Path) -> None:
     assert (f"<b>{len(candidates)}</b> unit(s)" in html) == bool(candidates)
 
 
+def test_repair_candidates_are_what_prune_negative_removes(vector_run: Path, tmp_path: Path) -> None:
+    """The report's repair candidates and `prune --negative` follow one rule: for a vector game every
+    element's interval lies below zero, not only the mean of the element intervals the table shows."""
+    from onnxshap.audit.repair import select_units
+    from onnxshap.audit.runfolder import RunFolder
+
+    folder = RunFolder(copy_run(vector_run, tmp_path / "run"))
+    result = folder.load_result()
+    high = result.ci_high.copy()
+    high[:3] = -1.0  # players 0-2: every element below zero
+    high[3] = -1.0
+    high[3, 0] = 5.0  # player 3: the mean below zero, one element above
+    result.ci_high = high
+    folder.write_results(result, folder.load_units(), folder.load_players())
+    data = load_run(folder.path)
+    assert data.rows[[r.index for r in data.rows].index(3)].ci_high < 0
+    candidates = sorted(r.unit_index for r in data.repair_candidates())
+    assert {0, 1, 2} <= set(candidates) and 3 not in candidates
+    assert candidates == sorted(select_units(folder, negative=True))
+
+
 def test_vector_game_gets_the_heatmap(vector_report: Path, vector_run: Path) -> None:
     assert np.load(vector_run / "modes.npy").shape == (80, 10)
     heatmap = vector_run / "figures" / "modes_heatmap.png"
@@ -111,6 +132,20 @@ def test_missing_data_still_builds_with_a_note(scalar_run: Path, tmp_path: Path)
     assert "activation pictures are missing: the data" in html and "gone.npz" in html
     assert not list((run / "figures").glob("unit_*.png"))
     assert (run / "figures" / "removal_curves.png").is_file()
+
+
+def test_pictures_of_a_custom_metric_run_never_import_the_metric(scalar_run: Path, tmp_path: Path) -> None:
+    """The pictures reopen the run's model and data (never its metric): a custom metric named in run.json
+    is not imported, and the pictures are drawn all the same."""
+    marker = tmp_path / "ran.txt"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('x')\ndef fn(o, y, g):\n    return o.mean((1, 2))\n")
+    info = json.loads((scalar_run / "run.json").read_text())
+    metric = f"custom:{evil}:fn"
+    run = copy_run(scalar_run, tmp_path / "run", metric=metric, config={**info["config"], "metric": metric})
+    build_report(run)
+    assert not marker.exists()
+    assert len(list((run / "figures").glob("unit_*.png"))) == 8
 
 
 def test_missing_or_changed_model_still_builds(scalar_run: Path, tmp_path: Path) -> None:
