@@ -66,6 +66,17 @@ class GroupedGame(Game):
     def _evaluate(self, coalitions: np.ndarray) -> np.ndarray:
         return self.game(self.expand(coalitions))
 
+    def leave_one_out(self, players: np.ndarray | None = None) -> np.ndarray:
+        """v'(all) - v'(all without group i): through the inner game's ``values_without`` when it has one
+        (an ONNX game values each group from its earliest layer on), else one evaluation per group."""
+        idx = np.arange(self.n_players) if players is None else np.asarray(players, dtype=np.intp)
+        values_without = getattr(self.game, "values_without", None)
+        if values_without is None or not len(idx):
+            return super().leave_one_out(idx)
+        values = values_without([self.groups[int(p)] for p in idx], base=self._base)
+        self.evaluations += len(idx)
+        return np.asarray(self.v_all, dtype=np.float64) - values
+
     def _rewrapped(self, inner: Game) -> GroupedGame:
         new = object.__new__(type(self))
         new.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("v_all", "v_empty")})

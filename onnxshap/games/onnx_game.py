@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -71,7 +71,7 @@ class OnnxGame(Game):
         self.stack = stack
         self.chunks = inst.item_chunks(self.inputs)  # runs of the model's fixed batch size, if it has one
         self._bound = None
-        self._loo = None  # (layer index, bound batch of the fast path cut at that layer's mask)
+        self._loo = None  # (layer indices, bound batch of the fast path cut at the first one's mask)
         self._inferred = None  # the instrumented model after shape inference (for per-layer cuts)
         if _item_shape is None:
             reference = self._outputs(np.ones((1, inst.n_units), bool))[0]
@@ -150,41 +150,61 @@ class OnnxGame(Game):
         idx = np.arange(self.n_players) if players is None else np.asarray(players, dtype=np.intp)
         if not self.fast or len(idx) == 0:
             return super().leave_one_out(idx)
+        values = self.values_without([idx[i : i + 1] for i in range(len(idx))])
+        return np.asarray(self.v_all, dtype=np.float64) - values
+
+    def values_without(self, sets: Sequence[np.ndarray], base: np.ndarray | None = None) -> np.ndarray:
+        """v(base without S) for each set S of units (``base``: a keep-mask, default every unit kept).
+
+        The network before the earliest layer that S or ``base`` touches is the same as with every unit
+        kept, so each set is valued on the graph cut there (the cut's masks vary at the layers touched,
+        later masks at 1): the per-layer cut of leave-one-out, for whole groups (layers, heads, experts)
+        and lesions too. Sets sharing their layers share one cut; sets the graph cannot be cut for take
+        the plain path.
+        """
+        n = self.n_players
+        keep = np.ones(n, dtype=np.bool_) if base is None else np.asarray(base, dtype=np.bool_)
+        coal = np.repeat(keep[None, :], len(sets), axis=0)
+        for r, members in enumerate(sets):
+            coal[r, np.asarray(members, dtype=np.intp)] = False
+        out = np.empty((len(sets), *self.value_shape), dtype=np.float64)
+        if not self.fast:
+            return self(coal) if len(sets) else out
         units = self.inst.units
-        layer_of = units.unit_layers()[idx]
-        deltas = np.empty((len(idx), *self.value_shape), dtype=np.float64)
-        plain: list[np.ndarray] = []
-        v_all = np.asarray(self.v_all, dtype=np.float64)
-        for li in dict.fromkeys(layer_of.tolist()):
-            where = np.flatnonzero(layer_of == li)
-            bound = self._loo_bound(li)
+        layer_of = units.unit_layers()
+        fixed_off = tuple(np.unique(layer_of[~keep]).tolist())
+        keys = [
+            tuple(sorted(set(fixed_off) | set(layer_of[np.asarray(m, dtype=np.intp)].tolist()))) for m in sets
+        ]
+        plain: list[int] = []
+        for key in dict.fromkeys(keys):
+            where = np.flatnonzero([k == key for k in keys])
+            bound = self._loo_bound(key)
             if bound is None:
-                plain.append(where)
+                plain.extend(where.tolist())
                 continue
             for start in range(0, len(where), self.batch_size):
                 part = where[start : start + self.batch_size]
-                coal = np.ones((len(part), self.n_players), dtype=np.bool_)
-                coal[np.arange(len(part)), idx[part]] = False
                 check_deadline()
-                values = self._checked_values(self._metric_of(bound.evaluate(coal)), len(part))
-                deltas[part] = v_all - values
-            layer = units.layers[li]
-            if idx[where].max() == layer.offset + layer.channels - 1:
-                self._loo = None  # the layer's last unit is done: release its sessions
+                out[part] = self._checked_values(self._metric_of(bound.evaluate(coal[part])), len(part))
+            layer = units.layers[key[-1]]
+            done = np.concatenate([np.asarray(sets[r], dtype=np.intp) for r in where])
+            if len(key) > 1 or fixed_off or done.max() == layer.offset + layer.channels - 1:
+                self._loo = None  # the layer's last unit is done (or a one-off cut): release its sessions
         if self._loo is None:
             self._inferred = None  # no layer left half done: keep no copy of the model either
         if plain:
-            rest = np.concatenate(plain)
-            deltas[rest] = super().leave_one_out(idx[rest])
-        return deltas
+            rest = np.asarray(plain, dtype=np.intp)
+            out[rest] = self(coal[rest])
+        return out
 
-    def _loo_bound(self, layer_index: int):
-        """The bound batch of the fast path cut at one layer's mask (kept until another layer is asked
-        for), or None when that layer takes the plain path."""
-        if self._loo is not None and self._loo[0] == layer_index:
+    def _loo_bound(self, layers: tuple[int, ...]):
+        """The bound batch of the fast path cut at the earliest of ``layers``' masks, those masks varying
+        (kept until other layers are asked for), or None when they take the plain path."""
+        if self._loo is not None and self._loo[0] == layers:
             return self._loo[1]
         self._loo = None  # release the previous layer's sessions before building the next ones
-        if self.inst.units.layers[layer_index].graph != "main":
+        if any(self.inst.units.layers[i].graph != "main" for i in layers):
             return None
         if self._inferred is None:
             self._inferred = onnx.shape_inference.infer_shapes(
@@ -196,16 +216,16 @@ class OnnxGame(Game):
                 self.output,
                 self.reduction(),
                 stack=self.stack,
-                vary=[layer_index],
+                vary=list(layers),
                 inferred=self._inferred,
             )
         except ModelError as exc:  # ONNX Runtime refuses the cut graph: the whole model still runs
-            log.info("leave-one-out: no cut at layer %d (%s)", layer_index, exc)
+            log.info("leave-one-out: no cut at layers %s (%s)", layers, exc)
             return None
         if path.cut is None:
             return None
         bound = path.bind(self.inputs)
-        self._loo = (layer_index, bound)
+        self._loo = (layers, bound)
         return bound
 
     def _checked_values(self, values: np.ndarray, m: int) -> np.ndarray:

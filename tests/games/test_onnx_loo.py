@@ -60,7 +60,7 @@ def test_layer_paths_cut_at_their_own_mask_and_live_one_at_a_time():
     last = layers[-1]
     players = np.arange(last.offset, last.offset + last.channels)
     first = game.leave_one_out(players[:-1])  # the layer is not finished: its path is kept
-    li, bound = game._loo
+    (li,), bound = game._loo  # the layers the cut varies
     assert li == len(layers) - 1
     assert bound.path.cut.prefix_ops.count("Conv") == len(layers)  # every conv runs before the cut
     assert set(bound.path.fixed_masks) == {la.mask_input for la in layers[:-1]}
@@ -153,7 +153,7 @@ def test_layer_cuts_survive_wrong_declared_shapes(tmp_path):
     inst = instrument(B.save(model, tmp_path / "lying.onnx"))
     feeds = random_inputs(inst.evaluator.session, batch=2, skip={la.mask_input for la in inst.units.layers})
     game = OnnxGame(inst, feeds, metric="mean-output", output="feat")
-    bound = game._loo_bound(1)
+    bound = game._loo_bound((1,))
     assert "r1" in bound.path.cut.frontier
     np.testing.assert_array_equal(game.leave_one_out(), Game.leave_one_out(game))
 
@@ -215,5 +215,5 @@ def test_loop_in_a_suffix_and_units_inside_its_body(tmp_path):
     x = np.random.default_rng(0).standard_normal((6, 2, 5, 5)).astype(np.float32)
     game = OnnxGame(inst, x, metric="mean-output")
     conv1 = next(i for i, la in enumerate(inst.units.layers) if la.layer == "conv1")
-    assert "Loop" not in game._loo_bound(conv1).path.cut.prefix_ops  # the Loop reads conv1: suffix
+    assert "Loop" not in game._loo_bound((conv1,)).path.cut.prefix_ops  # the Loop reads conv1: suffix
     np.testing.assert_array_equal(game.leave_one_out(), Game.leave_one_out(game))
