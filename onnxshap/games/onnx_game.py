@@ -164,12 +164,16 @@ class OnnxGame(Game):
         """
         n = self.n_players
         keep = np.ones(n, dtype=np.bool_) if base is None else np.asarray(base, dtype=np.bool_)
-        coal = np.repeat(keep[None, :], len(sets), axis=0)
-        for r, members in enumerate(sets):
-            coal[r, np.asarray(members, dtype=np.intp)] = False
+
+        def coal(rows: np.ndarray) -> np.ndarray:  # built per batch: all rows at once can be n^2 bytes
+            c = np.repeat(keep[None, :], len(rows), axis=0)
+            for r, row in enumerate(rows):
+                c[r, np.asarray(sets[row], dtype=np.intp)] = False
+            return c
+
         out = np.empty((len(sets), *self.value_shape), dtype=np.float64)
         if not self.fast:
-            return self(coal) if len(sets) else out
+            return self(coal(np.arange(len(sets)))) if len(sets) else out
         units = self.inst.units
         layer_of = units.unit_layers()
         fixed_off = tuple(np.unique(layer_of[~keep]).tolist())
@@ -186,7 +190,7 @@ class OnnxGame(Game):
             for start in range(0, len(where), self.batch_size):
                 part = where[start : start + self.batch_size]
                 check_deadline()
-                out[part] = self._checked_values(self._metric_of(bound.evaluate(coal[part])), len(part))
+                out[part] = self._checked_values(self._metric_of(bound.evaluate(coal(part))), len(part))
             layer = units.layers[key[-1]]
             done = np.concatenate([np.asarray(sets[r], dtype=np.intp) for r in where])
             if len(key) > 1 or fixed_off or done.max() == layer.offset + layer.channels - 1:
@@ -195,7 +199,7 @@ class OnnxGame(Game):
             self._inferred = None  # no layer left half done: keep no copy of the model either
         if plain:
             rest = np.asarray(plain, dtype=np.intp)
-            out[rest] = self(coal[rest])
+            out[rest] = self(coal(rest))
         return out
 
     def _loo_bound(self, layers: tuple[int, ...]):
