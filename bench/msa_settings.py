@@ -73,12 +73,16 @@ def mlp(base: Path, permutations: int) -> None:
         print(f"{'':<14} report: {base / name / 'report.html'} (top {k} units)")
 
 
-def generator(base: Path, permutations: int) -> None:
-    print(f"(b) generator, per-pixel modes of the 24 ConvTranspose filters, {permutations} permutations")
+def generator(base: Path, permutations: int, model: Path = MODELS / "msa_generator.onnx",
+              codes: Path = MODELS / "msa_codes.npz") -> None:  # fmt: skip
+    """Per-pixel modes of a generator's ConvTranspose filters: mass and top unit per layer."""
+    print(
+        f"(b) generator {model.name}, per-pixel modes of its ConvTranspose filters, {permutations} permutations"
+    )
     data, secs = _run(
         base / "generator",
-        model=MODELS / "msa_generator.onnx",
-        data=MODELS / "msa_codes.npz",
+        model=model,
+        data=codes,
         exclude="/out/",
         metric="mean-output",
         estimator="permutation",
@@ -97,16 +101,21 @@ def generator(base: Path, permutations: int) -> None:
     print(f"{secs:.1f} s; pixel maps: {base / 'generator' / 'figures' / 'mode_images.png'}")
 
 
-def moe(base: Path) -> None:
-    print("(c) mixture-of-experts transformer, experts as grouped players, per-domain accuracy, exact")
+def moe(
+    base: Path, model: Path = MODELS / "msa_moe.onnx", data_path: Path = MODELS / "msa_moe_domains.npz"
+) -> None:
+    """Experts as grouped players, exact per-domain values: the expert-by-domain table."""
+    print(
+        f"(c) mixture-of-experts transformer {model.name}, experts as grouped players, per-domain accuracy, exact"
+    )
     data, secs = _run(
         base / "moe",
-        model=MODELS / "msa_moe.onnx",
-        data=MODELS / "msa_moe_domains.npz",
+        model=model,
+        data=data_path,
         units="dense",
         metric="per-group",
         estimator="exact",
-        players=f"groups:{MODELS / 'msa_moe_experts.json'}",
+        players=f"groups:{model.with_name(model.stem + '_experts.json')}",
     )
     modes = data.modes.reshape(len(data.modes), -1)
     v_all = np.asarray(data.info["v_all"])

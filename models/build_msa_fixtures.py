@@ -100,8 +100,14 @@ def build_mlp(out_dir: Path = MODELS, epochs: int = 60) -> dict:
     return out
 
 
-def build_generator(out_dir: Path = MODELS, epochs: int = 150) -> dict:
-    """A DCGAN-like generator trained as an autoencoder's decoder on the digits."""
+def build_generator(
+    out_dir: Path = MODELS,
+    epochs: int = 150,
+    widths: tuple[int, int, int] = (32, 16, 8),
+    name: str = "msa_generator",
+) -> dict:
+    """A DCGAN-like generator trained as an autoencoder's decoder on the digits (``widths``: channels
+    before, between and after its two ConvTranspose layers)."""
     import torch
     from torch import nn
 
@@ -112,13 +118,13 @@ def build_generator(out_dir: Path = MODELS, epochs: int = 150) -> dict:
     class Generator(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.fc = nn.Linear(16, 32 * 2 * 2)
-            self.up1 = nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1)  # 2 -> 4
-            self.up2 = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)  # 4 -> 8
-            self.out = nn.Conv2d(8, 1, 3, padding=1)
+            self.fc = nn.Linear(16, widths[0] * 2 * 2)
+            self.up1 = nn.ConvTranspose2d(widths[0], widths[1], 4, stride=2, padding=1)  # 2 -> 4
+            self.up2 = nn.ConvTranspose2d(widths[1], widths[2], 4, stride=2, padding=1)  # 4 -> 8
+            self.out = nn.Conv2d(widths[2], 1, 3, padding=1)
 
         def forward(self, z):
-            h = torch.relu(self.fc(z)).reshape(-1, 32, 2, 2)
+            h = torch.relu(self.fc(z)).reshape(-1, widths[0], 2, 2)
             h = torch.relu(self.up2(torch.relu(self.up1(h))))
             return torch.sigmoid(self.out(h))
 
@@ -132,7 +138,7 @@ def build_generator(out_dir: Path = MODELS, epochs: int = 150) -> dict:
         codes = encoder(torch.from_numpy(split.x_test)).numpy().astype(np.float32)
         recon = gen(torch.from_numpy(codes)).numpy()
     np.savez_compressed(out_dir / "msa_codes.npz", x=codes, y=split.y_test.astype(np.int64))
-    _export(gen, torch.from_numpy(codes[:2]), out_dir / "msa_generator.onnx", input_name="z", output="image")
+    _export(gen, torch.from_numpy(codes[:2]), out_dir / f"{name}.onnx", input_name="z", output="image")
     return {"reconstruction_mae": round(float(np.abs(recon - split.x_test).mean()), 4)}
 
 
@@ -141,8 +147,16 @@ def _domains(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(1.0 - x[:, :, ::-1, :]).astype(np.float32)
 
 
-def build_moe(out_dir: Path = MODELS, epochs: int = 40) -> dict:
-    """A one-block mixture-of-experts transformer over digit rows, two domains."""
+def build_moe(
+    out_dir: Path = MODELS,
+    epochs: int = 40,
+    d: int = 32,
+    hidden: int = 64,
+    n_experts: int = 4,
+    name: str = "msa_moe",
+) -> dict:
+    """A one-block mixture-of-experts transformer over digit rows, two domains (top-2 routing over
+    ``n_experts`` experts of width ``hidden``, model width ``d``)."""
     import torch
     from torch import nn
 
@@ -155,7 +169,6 @@ def build_moe(out_dir: Path = MODELS, epochs: int = 40) -> dict:
 
     x_tr, y_tr, _ = both(split.x_train, split.y_train)
     x_te, y_te, g_te = both(split.x_test, split.y_test)
-    d, hidden, n_experts = 32, 64, 4
 
     class Expert(nn.Module):
         def __init__(self) -> None:
@@ -198,7 +211,7 @@ def build_moe(out_dir: Path = MODELS, epochs: int = 40) -> dict:
     model = _fit(
         Block(), torch.from_numpy(x_tr), torch.from_numpy(y_tr), nn.functional.cross_entropy, epochs=epochs
     )
-    path = out_dir / "msa_moe.onnx"
+    path = out_dir / f"{name}.onnx"
     _export(model, torch.from_numpy(x_te[:2]), path, output="logits", fold=True)
     np.savez_compressed(out_dir / "msa_moe_domains.npz", x=x_te, y=y_te, group=g_te)
     with torch.no_grad():
@@ -214,7 +227,7 @@ def build_moe(out_dir: Path = MODELS, epochs: int = 40) -> dict:
                 groups[f"expert{k}"] = [layer.layer]
     if len(groups) != n_experts:
         raise SystemExit(f"expected {n_experts} expert output layers, found {sorted(groups)}")
-    (out_dir / "msa_moe_experts.json").write_text(json.dumps(groups, indent=1) + "\n")
+    (out_dir / f"{name}_experts.json").write_text(json.dumps(groups, indent=1) + "\n")
     return {"accuracy_by_domain": acc}
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from onnxshap.errors import OnnxShapError
 
 if TYPE_CHECKING:
-    from onnxshap.audit.runner import AuditConfig
+    from onnxshap.audit.config import AuditConfig
 
 DEFAULT_TOP_K = 30
 ATTACK_METRICS = ("adversarial", "robustness")

@@ -10,12 +10,25 @@ Ray actors. This module imports nothing beyond numpy and the estimators.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from onnxshap.estimators.walk import walk_round
+from onnxshap.estimators.walk import RoundOutput, walk_round
+from onnxshap.games.base import Game
 
-if TYPE_CHECKING:
-    from onnxshap.estimators.permutation import SamplingEstimator
+
+class RoundWalker(Protocol):
+    """What an executor needs of a sampling estimator (``SamplingEstimator`` is one): its game, the
+    options of the next round's walks, and a fold for walked permutations in index order."""
+
+    game: Game
+
+    def walk_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`walk_round` besides game and indices."""
+        ...
+
+    def fold(self, out: RoundOutput) -> None:
+        """Absorb walked permutations (call in index order)."""
+        ...
 
 
 class RoundExecutor(Protocol):
@@ -23,7 +36,7 @@ class RoundExecutor(Protocol):
 
     name: str
 
-    def run_round(self, est: SamplingEstimator, indices: range) -> int:
+    def run_round(self, est: RoundWalker, indices: range) -> int:
         """Walk permutations ``indices``, fold their marginals into ``est`` in index order (with
         ``est.fold`` or by merging ``est.moments()``) and return the evaluations the round cost."""
         ...
@@ -38,7 +51,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def run_round(self, est: SamplingEstimator, indices: range) -> int:
+    def run_round(self, est: RoundWalker, indices: range) -> int:
         """One :func:`walk_round` call on ``est.game``, folded with ``est.fold``."""
         out = walk_round(est.game, indices, **est.walk_options())
         est.fold(out)
