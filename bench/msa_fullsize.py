@@ -2,7 +2,7 @@
 wider generator (per-pixel modes) and a wider mixture of experts (8 experts, per-domain values).
 
     python bench/msa_fullsize.py [--settings mlp generator moe] [--hidden 256 128]
-                                 [--decays 0 1e-3 1e-2 3e-2 1e-1] [--seeds 0 1 2 3 4] [--permutations 100]
+                                 [--decays 0 1e-2 3e-2] [--seeds 0 1 2] [--permutations 200]
                                  (needs torch: pip install -e ".[torch]")
 
 The CI fixtures (``models/msa_mlp_{nowd,wd}.onnx``, 96 hidden units) are small on purpose. Here the same
@@ -105,7 +105,9 @@ def audit(model: Path, data: Path, permutations: int, out: Path) -> dict[str, fl
         "units": len(norms),
         "v_all": float(np.mean(run.info["v_all"])),
         "share": float("nan") if shared is None else shared[1],
-        "norm_share": float(np.sort(norms)[::-1][:k].sum() / norms.sum()),
+        "norm_share": float(np.sort(norms)[::-1][:k].sum() / norms.sum())
+        if norms.sum() > 0
+        else float("nan"),
         "idle": int((np.abs(run.modes.reshape(len(norms), -1)).max(axis=1) <= 1e-3).sum()),
         "seconds": seconds,
     }
@@ -137,6 +139,11 @@ def mlp_sweep(args: argparse.Namespace) -> None:
                 shares.setdefault(decay, []).append(f["share"])
     print("\ntop 5% share of value by L2 decay, mean +- standard deviation over training seeds:")
     for decay, values in shares.items():
+        if np.isnan(values).any():  # the decay killed the network: every unit's value is 0, no share exists
+            print(
+                f"  {decay:g}: no share (every unit's value is 0 in {int(np.isnan(values).sum())} of {len(values)} models)"
+            )
+            continue
         sd = np.std(values, ddof=1) if len(values) > 1 else 0.0
         print(f"  {decay:g}: {100 * np.mean(values):.1f}% +- {100 * sd:.1f}%")
 
@@ -148,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         "--settings", nargs="+", choices=["mlp", "generator", "moe"], default=["mlp", "generator", "moe"]
     )
     ap.add_argument("--hidden", type=int, nargs=2, default=[256, 128])
-    ap.add_argument("--decays", type=float, nargs="+", default=[0.0, 1e-3, 1e-2, 3e-2, 1e-1])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--permutations", type=int, default=100)
+    ap.add_argument("--decays", type=float, nargs="+", default=[0.0, 1e-2, 3e-2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--permutations", type=int, default=200)
     ap.add_argument("--epochs", type=int, default=60)
     args = ap.parse_args(argv)
     try:
