@@ -99,7 +99,7 @@ def measure(
         players = np.arange(layer.offset, layer.offset + n)
         scale = (layer.channels - 1) / (n - 1) if n > 1 else 1.0
         t0 = time.perf_counter()
-        game._loo_bound(li)  # cut, sessions, prefix run (what leave_one_out does first)
+        game._loo_bound((li,))  # cut, sessions, prefix run (what leave_one_out does first)
         t_setup = time.perf_counter() - t0 + run_loo(players[:1])
         f_first = run_forward(1)
         t_rest = f_rest = 0.0
