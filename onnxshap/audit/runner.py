@@ -446,6 +446,7 @@ def _audit(cfg: AuditConfig, folder: RunFolder, plan: AuditPlan) -> None:
         "model_sha256": inst.units.model_sha256,
         "metric": cfg.metric,
         "metric_description": unit_game.metric.describe(),
+        "element_names": unit_game.metric.element_names(),
         "data": str(data_path),
         "data_absolute": str(Path(data_path).resolve()),
         "data_fingerprint": identity["data_fingerprint"],

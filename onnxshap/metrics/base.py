@@ -57,6 +57,11 @@ class Metric(ABC):
         """One line for logs and reports."""
         return self.name
 
+    def element_names(self) -> list[str] | None:
+        """Names of a vector game's elements, in order (e.g. the groups of per-group), for reports; None
+        where the position is the name (pixels, classes)."""
+        return None
+
     def check_labels(self, labels: np.ndarray | None) -> np.ndarray:
         if labels is None:
             raise DataError(f"metric {self.name!r} needs labels; the data has none")

@@ -115,6 +115,11 @@ class PerGroupAccuracy(Metric):
         self.group_names = [str(g) for g in np.unique(groups)]
         self.value_shape = (len(self.group_names),)
 
+    def element_names(self) -> list[str] | None:
+        """The groups as the data names them (sorted), e.g. the domains of a mixture of experts; numeric
+        group ids read "group 0", "group 1", ..."""
+        return [f"group {g}" if g.lstrip("-").isdigit() else g for g in self.group_names]
+
     def __call__(self, outputs, labels, groups):
         y = self.check_labels(labels)
         correct = predicted_classes(outputs) == y[None, :]

@@ -427,8 +427,11 @@ def modes_section(data: RunData, fig: Path | None, images: Path | None = None) -
         rows = data.top_rows() or data.rows
         if len(data.rows) <= 30:
             rows = data.rows
-        label = "group" if data.info.get("metric") == "per-group" else "element"
-        headers = ["player", *(f"{label} {c}" for c in range(flat.shape[1])), "mean"]
+        names = data.info.get("element_names")
+        if not names or len(names) != flat.shape[1]:
+            label = "group" if data.info.get("metric") == "per-group" else "element"
+            names = [f"{label} {c}" for c in range(flat.shape[1])]
+        headers = ["player", *(str(n) for n in names), "mean"]
         body = [
             [r.unit, *(f"{v:.4g}" for v in flat[r.index]), f"{flat[r.index].mean():.4g}"] for r in rows[:30]
         ]
