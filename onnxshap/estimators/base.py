@@ -489,7 +489,7 @@ def _drive(
             show()
             checkpoint_if_due()
     except DeadlineReached:
-        if in_rounds and est.round_done > 0 and not est.mutating:
+        if in_rounds and est.has_partial_round:
             # the round's complete pieces stand as a shorter round; the piece in flight is discarded
             est.discarded_evaluations = est.game.evaluations - piece_evals
             est.finish_round()
@@ -500,7 +500,7 @@ def _drive(
         reason = "max_seconds"
     except KeyboardInterrupt:
         if checkpoint_dir is not None:
-            if in_rounds and est.round_done > 0 and not est.mutating:
+            if in_rounds and est.has_partial_round:
                 save()  # the complete pieces of the round in progress; resume walks the rest
             elif last_good is not None:
                 save_checkpoint(checkpoint_dir, last_good[0], fingerprint, last_good[1])

@@ -144,6 +144,12 @@ class SamplingEstimator(Estimator):
                 self.on_chunk()
         self.finish_round()
 
+    @property
+    def has_partial_round(self) -> bool:
+        """Whether complete pieces of an unfinished round are folded and the state is consistent: what
+        a checkpoint may save, and what :meth:`finish_round` may close as a shorter round."""
+        return self.round_done > 0 and not self.mutating
+
     def _piece(self, start: int) -> int:
         """Permutations in the next piece of the round: all that are left unless ``chunk_seconds`` is
         set and the executor is local; then whole groups worth about ``chunk_seconds`` / 2 (one group

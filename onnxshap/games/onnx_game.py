@@ -177,12 +177,13 @@ class OnnxGame(Game):
         units = self.inst.units
         layer_of = units.unit_layers()
         fixed_off = tuple(np.unique(layer_of[~keep]).tolist())
-        keys = [
-            tuple(sorted(set(fixed_off) | set(layer_of[np.asarray(m, dtype=np.intp)].tolist()))) for m in sets
-        ]
+        buckets: dict[tuple[int, ...], list[int]] = {}  # the layers a cut varies -> the sets it values
+        for r, members in enumerate(sets):
+            touched = set(layer_of[np.asarray(members, dtype=np.intp)].tolist())
+            buckets.setdefault(tuple(sorted(touched.union(fixed_off))), []).append(r)
         plain: list[int] = []
-        for key in dict.fromkeys(keys):
-            where = np.flatnonzero([k == key for k in keys])
+        for key, rows in buckets.items():
+            where = np.asarray(rows, dtype=np.intp)
             bound = self._loo_bound(key)
             if bound is None:
                 plain.extend(where.tolist())
