@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from onnxshap.estimators.monotone_walk import skips_flat, walk_skipping
 from onnxshap.games.base import Game
 
 _MAX_BLOCK_CELLS = 1 << 24  # coalition-matrix cells per block of the untruncated walk (16 MB of bools)
@@ -186,8 +187,26 @@ def walk_round(
     for r, c in enumerate(needs):
         need[r, : len(c)] = c
     values = np.empty((p, width + 1, *shape), dtype=np.float64)
-    ptr = np.zeros(p, dtype=np.intp)
     cut = np.full(p, n, dtype=np.intp)  # players at positions >= cut get marginal 0
+    if skips_flat(game):
+        plans, spent = walk_skipping(
+            lambda coal, rows: _evaluate_grouped(subs, keys, coal, rows),
+            ranks,
+            needs,
+            v_full,
+            v_zero,
+            truncation,
+            patience,
+            check_every,
+        )
+        evaluations += spent
+        for r, plan in enumerate(plans):
+            cut[r] = plan.cut
+            for j, v in enumerate(plan.values):
+                if v is not None:
+                    values[r, j] = v
+        return _round_output(orders, is_act, needs, need, values, cut, v_full, v_zero, evaluations, indices)
+    ptr = np.zeros(p, dtype=np.intp)
     streak = np.zeros(p, dtype=np.intp)
     live = need[:, 0] < n
     reduce_axes = tuple(range(1, 1 + len(shape)))
@@ -207,7 +226,24 @@ def walk_round(
             cut[q[stop]] = c[stop]
             live[q[stop]] = False
         live[q[need[q, ptr[q]] >= n]] = False
+    return _round_output(orders, is_act, needs, need, values, cut, v_full, v_zero, evaluations, indices)
 
+
+def _round_output(
+    orders: np.ndarray,
+    is_act: np.ndarray,
+    needs: list[np.ndarray],
+    need: np.ndarray,
+    values: np.ndarray,
+    cut: np.ndarray,
+    v_full: np.ndarray,
+    v_zero: np.ndarray,
+    evaluations: int,
+    indices: Sequence[int],
+) -> RoundOutput:
+    """Marginals from the values of the needed coalitions (0 after each walk's cut)."""
+    p, n = orders.shape
+    shape = v_full.shape[1:]
     marginals = np.zeros((p, n, *shape), dtype=np.float64)
     sampled = is_act.copy()  # indexed by position here, by player below
     for r in range(p):
