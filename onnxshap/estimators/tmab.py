@@ -67,6 +67,8 @@ class TMABEstimator(SamplingEstimator):
       ``patience`` consecutive checks, made every ``check_every`` removals; the players it did not reach
       get marginal 0. The checks are made whatever the active set, so a player's (truncated) marginal
       has the same law in every round.
+      On a game that states ``monotone``, walks skip flat stretches exactly
+      (:mod:`onnxshap.estimators.monotone_walk`): the same marginals for fewer evaluations.
     * **Guarantee** (``guarantee``, stated in ``metadata["guarantee"]``):
 
       - ``"simultaneous"`` (default): one confidence sequence per player at level ``delta`` / n
