@@ -196,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         "--images", type=int, default=None, help="rendered lines valuing the game (default: 128 cls, 64 rec)"
     )
     parser.add_argument(
-        "--lines", type=int, default=None, help="valuation lines (default: --images); walks draw --images of them"
+        "--lines",
+        type=int,
+        default=None,
+        help="valuation lines (default: --images); walks draw --images of them",
     )
     parser.add_argument(
         "--check-lines",
