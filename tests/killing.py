@@ -14,6 +14,13 @@ from onnxshap.estimators.checkpoint import checkpoint_path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def sigint_as_in_a_terminal() -> None:
+    """Popen ``preexec_fn``: SIGINT back to its default, so the child's Python raises KeyboardInterrupt on
+    Ctrl-C. A shell that starts a job in the background (``cmd &``, nohup) ignores SIGINT, the child would
+    inherit that, and a Ctrl-C test would then test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def kill_after_first_checkpoint(
     args: list[str], ckpt: Path, timeout: float = 60, settle: float = 0.15
 ) -> None:

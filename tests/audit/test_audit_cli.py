@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from onnxshap import instrument
 from onnxshap.estimators.checkpoint import load_checkpoint
 from onnxshap_cli.main import cli
-from tests.killing import kill_after_first_checkpoint
+from tests.killing import kill_after_first_checkpoint, sigint_as_in_a_terminal
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 CNN = MODELS / "digits_cnn_torch.onnx"
@@ -246,6 +246,7 @@ def test_interrupt_checkpoints_then_resume_equals_uninterrupted(tmp_path, sig, u
         _run_cmd("--out", str(out), *RESUMABLE, "--progress"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     err = bytearray()
 

@@ -15,7 +15,7 @@ import pytest
 from onnxshap.estimators import estimate
 from onnxshap.estimators.checkpoint import load_checkpoint
 from onnxshap.games.function import FunctionGame
-from tests.killing import REPO
+from tests.killing import REPO, sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +68,7 @@ def test_signal_checkpoints_and_resume_equals_uninterrupted(tmp_path, sig):
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     deadline = time.monotonic() + 120
     while not cue.exists():
