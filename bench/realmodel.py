@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ppocr_cls", choices=sorted(REAL_MODELS), help="real model")
     parser.add_argument(
-        "--images", type=int, default=None, help="rendered lines valuing the game (default: 128 cls, 64 rec)"
+        "--images",
+        type=int,
+        default=None,
+        help="rendered lines per evaluation, also the valuation lines without --lines (default: 128 cls, 64 rec)",
     )
     parser.add_argument(
         "--lines",

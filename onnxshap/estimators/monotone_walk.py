@@ -16,28 +16,28 @@ from collections.abc import Callable
 
 import numpy as np
 
-from onnxshap.games.base import Game
-
 
 class SkippingPlan:
     """One permutation's walk over its needed coalitions ``at`` (sizes removed, ascending).
 
     :meth:`next_probe` names the index into ``at`` to evaluate next (None: the walk is done);
-    :meth:`feed` hands its value back. ``values[j]`` is known for every ``j <= left``; ``cut`` is the
-    linear walk's truncation point (coalition size removed; ``n`` when it does not truncate).
+    :meth:`feed` hands its value back. ``values[j]`` (the caller's row) is known for every ``j <= left``;
+    ``cut`` is the linear walk's truncation point (coalition size removed; ``n`` when it does not
+    truncate): ``patience`` consecutive checks, one every ``check_every`` removals, that ``is_near``
+    v(empty).
     """
 
     def __init__(
         self,
         at: np.ndarray,
         v_top: np.ndarray,
+        values: np.ndarray,
         n: int,
         is_near: Callable[[np.ndarray], bool] | None,
         patience: int,
         check_every: int,
     ) -> None:
-        self.at, self.m = at, len(at)
-        self.values: list[np.ndarray | None] = [None] * self.m
+        self.at, self.m, self.values = at, len(at), values
         self.left, self.left_value = -1, v_top
         self.probes: dict[int, np.ndarray] = {}
         self.step = 1
@@ -67,18 +67,21 @@ class SkippingPlan:
         self.probes[index] = value
 
     def _advance(self, right: int, value: np.ndarray) -> None:
-        for j in range(self.left + 1, right + 1):
-            self.values[j] = value
-            c = int(self.at[j])
-            if self.is_near is not None and c % self.check_every == 0:
-                self.streak = self.streak + 1 if self.is_near(value) else 0
+        """Every coalition up to ``right`` has ``value``; the truncation checks among them (one value,
+        so one nearness for all) move the streak."""
+        span = slice(self.left + 1, right + 1)
+        self.values[span] = value
+        if self.is_near is not None:
+            near = self.is_near(value)
+            sizes = self.at[span]
+            for c in sizes[sizes % self.check_every == 0]:
+                self.streak = self.streak + 1 if near else 0
                 if self.streak >= self.patience:
-                    self.cut, self.done = c, True
-                    break
+                    self.cut, self.done = int(c), True
+                    return
         self.left, self.left_value = right, value
         if self.left >= self.m - 1:
             self.done = True
-            self.probes.clear()
 
 
 def walk_skipping(
@@ -86,24 +89,21 @@ def walk_skipping(
     ranks: np.ndarray,
     needs: list[np.ndarray],
     v_full: np.ndarray,
-    v_zero: np.ndarray,
-    truncation: float | None,
+    near: list[Callable[[np.ndarray], bool]] | None,
     patience: int,
     check_every: int,
-) -> tuple[list[SkippingPlan], int]:
+    values: np.ndarray,
+    cut: np.ndarray,
+) -> int:
     """Walk every permutation in lock-step (one coalition per live walk and step, one ``evaluate(coal,
-    rows)`` call per step). Returns the finished plans and the evaluations made."""
+    rows)`` call per step), writing row r's values at ``needs[r]`` into ``values[r]`` and its truncation
+    point into ``cut[r]`` (``near[r]``: its test for "near v(empty)"; None: no truncation). Returns the
+    evaluations made."""
     p, n = ranks.shape
-    plans = []
-    for r in range(p):
-        near = None
-        if truncation is not None:
-            zero = v_zero[r]
-
-            def near(v: np.ndarray, zero: np.ndarray = zero) -> bool:
-                return bool(np.max(np.abs(v - zero)) <= truncation)
-
-        plans.append(SkippingPlan(needs[r], v_full[r], n, near, patience, check_every))
+    plans = [
+        SkippingPlan(needs[r], v_full[r], values[r], n, near[r] if near else None, patience, check_every)
+        for r in range(p)
+    ]
     evaluations = 0
     while True:
         rows, probes = [], []
@@ -113,15 +113,11 @@ def walk_skipping(
                 rows.append(r)
                 probes.append(j)
         if not rows:
-            return plans, evaluations
+            cut[:] = [plan.cut for plan in plans]
+            return evaluations
         q = np.asarray(rows)
         sizes = np.asarray([needs[r][j] for r, j in zip(rows, probes, strict=True)])
         vals = evaluate(ranks[q] >= sizes[:, None], q)
         evaluations += len(q)
         for i, (r, j) in enumerate(zip(rows, probes, strict=True)):
             plans[r].feed(j, vals[i])
-
-
-def skips_flat(game: Game) -> bool:
-    """Whether walks on ``game`` may skip flat stretches (the game states it is monotone)."""
-    return bool(getattr(game, "monotone", False))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnxshap.estimators.monotone_walk import skips_flat, walk_skipping
+from onnxshap.estimators.monotone_walk import walk_skipping
 from onnxshap.games.base import Game
 
 _MAX_BLOCK_CELLS = 1 << 24  # coalition-matrix cells per block of the untruncated walk (16 MB of bools)
@@ -188,28 +188,27 @@ def walk_round(
         need[r, : len(c)] = c
     values = np.empty((p, width + 1, *shape), dtype=np.float64)
     cut = np.full(p, n, dtype=np.intp)  # players at positions >= cut get marginal 0
-    if skips_flat(game):
-        plans, spent = walk_skipping(
+    if game.monotone:
+        near = None
+        if truncation is not None:
+            near = [
+                lambda v, zero=zero: bool(_near_empty(v[None], zero[None], truncation)[0]) for zero in v_zero
+            ]
+        evaluations += walk_skipping(
             lambda coal, rows: _evaluate_grouped(subs, keys, coal, rows),
             ranks,
             needs,
             v_full,
-            v_zero,
-            truncation,
+            near,
             patience,
             check_every,
+            values,
+            cut,
         )
-        evaluations += spent
-        for r, plan in enumerate(plans):
-            cut[r] = plan.cut
-            for j, v in enumerate(plan.values):
-                if v is not None:
-                    values[r, j] = v
         return _round_output(orders, is_act, needs, need, values, cut, v_full, v_zero, evaluations, indices)
     ptr = np.zeros(p, dtype=np.intp)
     streak = np.zeros(p, dtype=np.intp)
     live = need[:, 0] < n
-    reduce_axes = tuple(range(1, 1 + len(shape)))
     while live.any():
         q = np.flatnonzero(live)
         c = need[q, ptr[q]]
@@ -219,14 +218,18 @@ def walk_round(
         ptr[q] += 1
         if truncation is not None:
             at_check = c % check_every == 0
-            dist = np.abs(vals - v_zero[q])
-            near = (dist.max(axis=reduce_axes) if reduce_axes else dist) <= truncation
-            streak[q] = np.where(at_check, np.where(near, streak[q] + 1, 0), streak[q])
+            near_zero = _near_empty(vals, v_zero[q], truncation)
+            streak[q] = np.where(at_check, np.where(near_zero, streak[q] + 1, 0), streak[q])
             stop = at_check & (streak[q] >= patience)
             cut[q[stop]] = c[stop]
             live[q[stop]] = False
         live[q[need[q, ptr[q]] >= n]] = False
     return _round_output(orders, is_act, needs, need, values, cut, v_full, v_zero, evaluations, indices)
+
+
+def _near_empty(vals: np.ndarray, zero: np.ndarray, truncation: float) -> np.ndarray:
+    """Per row: whether the value lies within ``truncation`` of v(empty) (every element, for vector games)."""
+    return np.abs(vals - zero).reshape(len(vals), -1).max(axis=1) <= truncation
 
 
 def _round_output(
