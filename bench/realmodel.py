@@ -25,6 +25,8 @@ a run can analyse the last layers only (each evaluation then runs from the first
 fewer lines per evaluation, more walks in the same time); ``--check-lines`` (default 512) sets the held-out
 lines of the removal check (at chance, 128 lines have a standard error of ~0.044, 512 of ~0.022).
 
+``--param KEY=JSON`` (repeatable) passes another tmab parameter, e.g. ``--param rotations=40``.
+
 ``--loo-ratio`` runs ``bench/loo.py`` on ``--images`` lines instead: leave-one-out of all 3,146 filters
 against as many forward passes of the original model, side by side (``--images 200`` for issue 13's figure).
 
@@ -41,6 +43,7 @@ an underestimate. Timings depend on the machine's load: the load averages are pr
 from __future__ import annotations
 
 import argparse
+import json
 import cProfile
 import os
 import pstats
@@ -192,6 +195,17 @@ def print_curves(curves: dict[str, np.ndarray], steps: list[int]) -> None:
         )
 
 
+def _param(text: str) -> tuple[str, object]:
+    """``KEY=JSON`` -> (key, value), for ``--param``."""
+    key, sep, value = text.partition("=")
+    try:
+        if not (sep and key.isidentifier()):
+            raise ValueError
+        return key, json.loads(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KEY=JSON (e.g. rotations=40), got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -225,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=("betting", "stitched", "plugin-bernstein", "bernstein", "hoeffding", "student-t"),
         help="tmab's intervals (default: betting confidence sequences, simultaneous guarantee)",
     )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_param,
+        metavar="KEY=JSON",
+        help="another tmab parameter, e.g. --param rotations=40 (repeatable)",
+    )
     parser.add_argument("--units", default="conv", help="unit kinds: conv (default) or conv,dense")
     parser.add_argument("--exclude", default=None, help="leave out layers whose name matches this regex")
     parser.add_argument("--no-loo", action="store_true", help="skip leave-one-out (one evaluation per unit)")
@@ -243,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return loo_main(["--images", str(args.images or 200)])
     real = REAL_MODELS[args.model]
     images = args.images or real.images
+    extra = dict(args.param)
 
     try:
         path = fetch(real.key)
@@ -275,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = f", max_evals {args.max_evals}" if args.max_evals else ""
     print(
         f"guard       {args.max_minutes:g} min -> max_seconds {max_seconds:.0f}{budget}, "
-        f"bound {args.bound or 'default'}"
+        f"bound {args.bound or 'default'}{', ' + json.dumps(extra) if extra else ''}"
     )
     sys.stdout.flush()
 
@@ -294,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             max_evals=args.max_evals,
             bound=args.bound,
             checkpoint_dir=checkpoint_dir,
+            **extra,
             progress=not args.no_progress,
         )
         profile.disable()
