@@ -43,8 +43,8 @@ an underestimate. Timings depend on the machine's load: the load averages are pr
 from __future__ import annotations
 
 import argparse
-import json
 import cProfile
+import json
 import os
 import pstats
 import re
