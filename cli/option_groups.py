@@ -47,6 +47,8 @@ def _estimation(cfg: AuditConfig, o: dict[str, Any]) -> None:
     cfg.images, cfg.checkpoint_seconds = o["images"], o["checkpoint_seconds"]
     if o["bound"]:
         cfg.extra["bound"] = o["bound"]
+    if o["loo_control"]:
+        cfg.extra["loo_control"] = True
 
 
 ESTIMATION = OptionGroup(
@@ -85,6 +87,14 @@ ESTIMATION = OptionGroup(
             help="tmab's intervals: betting (default), stitched or plugin-bernstein confidence sequences "
             "(simultaneous over units and rounds at --delta); bernstein or hoeffding (the original's per-unit "
             "rule, no joint guarantee); student-t (CLT heuristic, no guarantee: it can stop on a wrong top-k).",
+        ),
+        click.option(
+            "--loo-control",
+            is_flag=True,
+            default=False,
+            help="tmab: value every unit alone first (one evaluation each) and use leave-one-out as a control "
+            "variate for the values and the ranking (a heuristic with a small bias; intervals and certain "
+            "decisions are unchanged). Helps when walks are few for many units.",
         ),
         click.option(
             "--images",

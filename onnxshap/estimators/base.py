@@ -70,6 +70,7 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "check_every": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "rotations": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "rotation_groups": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "loo_control": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 # Parameters that only bound how long a run goes on: a checkpoint may be resumed with other values.

@@ -307,3 +307,16 @@ def test_run_records_the_fast_path_and_takes_speed_and_bound_options(tmp_path):
     assert bad.exit_code == 2 and "unknown parameter(s) for method='loo': bound" in bad.output
     bad = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "c"), "--provider-option", "magic=1"])
     assert bad.exit_code == 2 and "unknown CUDA provider option 'magic'" in bad.output
+
+
+def test_run_takes_loo_control_and_records_it(tmp_path):
+    base = ["run", str(CNN), "--max-evals", "600", "--top-k", "5", "--no-baselines", "--no-progress"]
+    out = tmp_path / "lc"
+    result = CliRunner().invoke(cli, [*base, "--out", str(out), "--loo-control"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["parameters"]["loo_control"] is True
+    bad = CliRunner().invoke(
+        cli, [*base, "--out", str(tmp_path / "b"), "--estimator", "loo", "--loo-control"]
+    )
+    assert bad.exit_code == 2 and "unknown parameter(s) for method='loo': loo_control" in bad.output
