@@ -212,3 +212,13 @@ def test_every_sampling_method_has_moments() -> None:
             est = cls(game, top_k=2) if name == "tmab" else cls(game)
             # RunningMoments, or tmab's queue of ranking samples for its confidence sequences
             assert all(isinstance(m, RunningMoments | PendingSamples) for m in est.moments())
+
+
+def test_chunked_rounds_equal_the_local_walk_with_loo_control() -> None:
+    game = FewHubsGame.make(n_players=20, n_hubs=3, n_items=200, seed=1)
+    kw = {"top_k": 3, "max_evals": 3000, "permutations_per_round": 6, "loo_control": True}
+    local = estimate(game, "tmab", seed=3, progress=False, **kw)
+    chunked = estimate(game, "tmab", seed=3, progress=False, backend=ChunkedExecutor(4), **kw)
+    assert chunked.evaluations == local.evaluations
+    assert np.array_equal(chunked.values, local.values)
+    assert local.metadata["loo_control"]["beta_by_position_bin"] is not None
