@@ -70,6 +70,10 @@ from onnxshap.metrics.ctc import paddle_charset
 VALUATION_SEED = 0
 CHECK_SEED = 1  # the removal check uses other rendered lines
 RANDOM_DRAWS = 5
+# estimate() arguments the benchmark sets itself (a --param may not override them)
+OWN_PARAMS = frozenset(
+    {"method", "top_k", "seed", "images", "max_seconds", "max_evals", "bound", "checkpoint_dir", "progress"}
+)
 CURVE_STEPS = [0, *range(1, 11), 20, 30]  # held-out removal curves: k units removed
 
 
@@ -266,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     real = REAL_MODELS[args.model]
     images = args.images or real.images
     extra = dict(args.param)
+    clash = sorted(set(extra) & OWN_PARAMS)
+    if clash:
+        parser.error(f"--param {', '.join(clash)}: set by the benchmark itself (use its own option)")
 
     try:
         path = fetch(real.key)

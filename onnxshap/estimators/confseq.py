@@ -31,6 +31,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from onnxshap.estimators.stats import restore_arrays
+
 KINDS = ("betting", "stitched", "plugin-bernstein")
 
 
@@ -109,13 +111,7 @@ class ConfidenceSequences(ABC):
 
     def load(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
         """Restore what :meth:`state` saved (shapes must match)."""
-        for name, cur in self._arrays().items():
-            arr = arrays[f"{prefix}{name}"]
-            if arr.shape != cur.shape:
-                raise ValueError(
-                    f"checkpoint array {prefix}{name} has shape {arr.shape}, expected {cur.shape}"
-                )
-            setattr(self, name, arr.astype(cur.dtype, copy=True))
+        restore_arrays(self, arrays, prefix, self._arrays())
 
 
 def betting_grid(center: float = 0.5, points_per_side: int = 400, smallest: float = 1e-5) -> np.ndarray:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from onnxshap.estimators.stats import restore_arrays
+
 BINS = 24
 
 
@@ -67,8 +69,7 @@ class PositionSums:
         """Control-variate estimates: mean - L (sum_b weight_b beta_b) / count + L mean_p beta(p)."""
         beta = self.beta(loo)
         known = loo * float(beta[self.bin_of].mean())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            control = loo * (self.weight @ beta) / np.where(count > 0, count, 1)
+        control = loo * (self.weight @ beta) / np.where(count > 0, count, 1)
         return np.where(count > 0, mean - control + known, known)
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
@@ -76,9 +77,5 @@ class PositionSums:
         return {f"{prefix}sum_x": self.sum_x, f"{prefix}walks": self.walks, f"{prefix}weight": self.weight}
 
     def load(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
-        """Restore what :meth:`state` saved."""
-        for name in ("sum_x", "walks", "weight"):
-            arr = np.asarray(arrays[f"{prefix}{name}"], dtype=np.float64)
-            if arr.shape != self.sum_x.shape:
-                raise ValueError(f"{prefix}{name} has shape {arr.shape}, expected {self.sum_x.shape}")
-            setattr(self, name, arr.copy())
+        """Restore what :meth:`state` saved (shapes must match)."""
+        restore_arrays(self, arrays, prefix, ("sum_x", "walks", "weight"))

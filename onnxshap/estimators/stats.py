@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
+
+
+def restore_arrays(
+    target: object, arrays: Mapping[str, np.ndarray], prefix: str, names: Iterable[str]
+) -> None:
+    """Set ``target.<name>`` from ``arrays[prefix + name]`` for each name, in the current array's dtype;
+    a shape other than the current one is a ValueError (a checkpoint of another run)."""
+    for name in names:
+        arr = np.asarray(arrays[f"{prefix}{name}"])
+        cur = getattr(target, name)
+        if arr.shape != cur.shape:
+            raise ValueError(f"checkpoint array {prefix}{name} has shape {arr.shape}, expected {cur.shape}")
+        setattr(target, name, arr.astype(cur.dtype, copy=True))
 
 
 class RunningMoments:
@@ -65,11 +80,4 @@ class RunningMoments:
 
     def load(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
         """Restore from :meth:`state` output (shapes must match)."""
-        for name in ("count", "mean", "m2"):
-            arr = arrays[f"{prefix}{name}"]
-            cur = getattr(self, name)
-            if arr.shape != cur.shape:
-                raise ValueError(
-                    f"checkpoint array {prefix}{name} has shape {arr.shape}, expected {cur.shape}"
-                )
-            setattr(self, name, arr.astype(cur.dtype, copy=True))
+        restore_arrays(self, arrays, prefix, ("count", "mean", "m2"))

@@ -143,6 +143,10 @@ class TMABEstimator(SamplingEstimator):
         self._resolve_guarantee()
         if self.params["loo_control"] and self.shape:
             raise ParameterError("loo_control applies to scalar games only")
+        if self.params["loo_control"] and self.mode == "per-unit":
+            raise ParameterError(
+                "loo_control needs guarantee 'simultaneous' or 'none' (the per-unit rule ranks by the raw means)"
+            )
         self.loo: np.ndarray | None = None
         self.positions = PositionSums(self.n) if self.params["loo_control"] else None
         if self.params["antithetic"] and self.params["rotations"] > 1:

@@ -34,3 +34,7 @@ def test_realmodel_bench_rejects_a_malformed_param(capsys):
         realmodel.main(["--param", "rotations"])
     assert exc.value.code == 2
     assert "expected KEY=JSON (e.g. rotations=40), got 'rotations'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        realmodel.main(["--param", "seed=3"])
+    assert exc.value.code == 2
+    assert "--param seed: set by the benchmark itself (use its own option)" in capsys.readouterr().err

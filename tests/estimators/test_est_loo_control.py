@@ -88,6 +88,10 @@ def test_loo_control_is_for_scalar_games() -> None:
     )
     with pytest.raises(ParameterError, match="scalar games only"):
         estimate(game, "tmab", top_k=2, loo_control=True, progress=False)
+    with pytest.raises(ParameterError, match="per-unit rule ranks by the raw means"):
+        estimate(
+            InteractionGame.random(6, 4, seed=0), "tmab", top_k=2, loo_control=True, guarantee="per-unit"
+        )
 
 
 def test_loo_control_on_the_digits_cnn_uses_the_models_leave_one_out() -> None:
