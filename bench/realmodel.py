@@ -365,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"eval/perm   {first:.1f} in the first round -> {last:.1f} in the last ({meta['rounds']} rounds)"
         )
+    focus = meta.get("focus")
+    if focus:
+        print(
+            f"focus       {len(focus['contenders'])} contenders, {focus['draws']} draws over positions "
+            f"1..{focus['depth'] - 1}, {focus['evaluations']} evaluations; "
+            f"{len(focus['focused_units'])} units valued by the strata"
+        )
     print(
         f"ORT share   {native / wall:.1%} of wall time in ORT's C++ run calls "
         f"({wrapper / wall:.1%} with its Python wrapper; target >= 90%; under cProfile)"

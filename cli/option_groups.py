@@ -49,6 +49,8 @@ def _estimation(cfg: AuditConfig, o: dict[str, Any]) -> None:
         cfg.extra["bound"] = o["bound"]
     if o["loo_control"]:
         cfg.extra["loo_control"] = True
+    if o["focus"]:
+        cfg.extra["focus"] = o["focus"]
 
 
 ESTIMATION = OptionGroup(
@@ -95,6 +97,16 @@ ESTIMATION = OptionGroup(
             help="tmab: value every unit alone first (one evaluation each) and use leave-one-out as a control "
             "variate for the values and the ranking (a heuristic with a small bias; intervals and certain "
             "decisions are unchanged). Helps when walks are few for many units.",
+        ),
+        click.option(
+            "--focus",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="tmab: value every unit alone first, then spend half the evaluations on stratified draws "
+            "over the first n/8 removal positions for this many contenders (the top by leave-one-out and by "
+            "the estimate): precise values where networks that collapse early hold their value (a heuristic "
+            "choice of contenders; intervals and certain decisions are unchanged). 0: off.",
         ),
         click.option(
             "--images",

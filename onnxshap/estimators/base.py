@@ -71,6 +71,9 @@ VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "rotations": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "rotation_groups": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "loo_control": (lambda v: isinstance(v, bool), "True or False"),
+    "focus": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: off)"),
+    "focus_share": (lambda v: _is_real(v) and 0 < v < 1, "a number in (0, 1)"),
+    "focus_depth": (lambda v: v is None or (_is_int(v) and v >= 2), "an integer >= 2 or None (n / 8)"),
 }
 
 # Parameters that only bound how long a run goes on: a checkpoint may be resumed with other values.

@@ -13,6 +13,7 @@ from onnxshap.estimators.bounds import empirical_bernstein_radius, hoeffding_rad
 from onnxshap.estimators.confseq import KINDS as SEQUENCES
 from onnxshap.estimators.confseq import from_unit, make_sequences, stitched_boundary, to_unit
 from onnxshap.estimators.errors import ParameterError
+from onnxshap.estimators.focus import MAX_DRAWS_PER_STEP, FocusStrata, TailSums, default_depth
 from onnxshap.estimators.loo_control import PositionSums
 from onnxshap.estimators.permutation import SamplingEstimator
 from onnxshap.estimators.stats import RunningMoments
@@ -128,6 +129,9 @@ class TMABEstimator(SamplingEstimator):
         "rotations": 3,
         "rotation_groups": 16,
         "loo_control": False,
+        "focus": 0,
+        "focus_share": 0.5,
+        "focus_depth": None,
     }
 
     def __init__(self, game: Game, *, top_k: int | None = None, **kwargs: Any) -> None:
@@ -149,6 +153,7 @@ class TMABEstimator(SamplingEstimator):
             )
         self.loo: np.ndarray | None = None
         self.positions = PositionSums(self.n) if self.params["loo_control"] else None
+        self._init_focus()
         if self.params["antithetic"] and self.params["rotations"] > 1:
             raise ParameterError("antithetic and rotations > 1 exclude each other (both group the walks)")
         self.marginal_count = np.zeros(self.n, dtype=np.int64)
@@ -293,6 +298,26 @@ class TMABEstimator(SamplingEstimator):
         tol = self.params["tolerance"]
         return None if tol is None else tol * float(np.max(np.abs(self.v_all - self.v_empty)))
 
+    def _init_focus(self) -> None:
+        """Focused position strata (``focus`` contenders; see onnxshap.estimators.focus), or none."""
+        self.strata: FocusStrata | None = None
+        self.tail: TailSums | None = None
+        self.focus_evals = 0
+        self.contenders = np.zeros(0, dtype=np.intp)
+        if not self.params["focus"]:
+            return
+        if self.shape:
+            raise ParameterError("focus applies to scalar games only")
+        if self.mode == "per-unit":
+            raise ParameterError(
+                "focus needs guarantee 'simultaneous' or 'none' (the per-unit rule ranks by the raw means)"
+            )
+        depth = self.params["focus_depth"]
+        depth = default_depth(self.n) if depth is None else min(int(depth), self.n)
+        if depth < 2:
+            raise ParameterError(f"focus needs at least 2 players and focus_depth >= 2, got {depth}")
+        self.strata, self.tail = FocusStrata(self.n, depth), TailSums(self.n, depth)
+
     def walk_options(self) -> dict[str, Any]:
         """Walk options, plus the truncation checks' spacing and the rotation groups."""
         return {
@@ -304,25 +329,65 @@ class TMABEstimator(SamplingEstimator):
         }
 
     def step(self, remaining_evals: int | None) -> None:
-        """With ``loo_control``, the first step computes every unit's leave-one-out value (n
-        evaluations, the game's cheapest way); then rounds of walks."""
-        if self.positions is not None and self.loo is None:
+        """With ``loo_control`` or ``focus``, the first step computes every unit's leave-one-out value
+        (n evaluations, the game's cheapest way); then rounds of walks, and with ``focus``, between
+        rounds, draws for the contenders until they have had ``focus_share`` of the evaluations."""
+        if (self.positions is not None or self.strata is not None) and self.loo is None:
             self.loo = np.asarray(self.game.leave_one_out(), dtype=np.float64).reshape(self.n)
             self.evaluations += self.n
             return
+        draws = self.focus_draws_due(remaining_evals)
+        if draws:
+            self.focus_step(draws)
+            return
         super().step(remaining_evals)
+
+    def focus_draws_due(self, remaining_evals: int | None) -> int:
+        """Draws for the next step: none inside a round, before the first one, or while the draws have
+        had their share of the evaluations; else what the share and ``remaining_evals`` allow (at
+        least one, at most MAX_DRAWS_PER_STEP)."""
+        if self.strata is None or self.round_stop is not None or not self.rounds:
+            return 0
+        share = self.params["focus_share"]
+        owed = share / (1.0 - share) * self.walk_evals - self.focus_evals
+        per_draw = min(self.params["focus"], self.n) + 1
+        if remaining_evals is not None:
+            owed = min(owed, remaining_evals)
+        return int(min(owed // per_draw, MAX_DRAWS_PER_STEP))
+
+    def focus_step(self, draws: int) -> None:
+        """Choose the contenders, make ``draws`` draws for them, and decide again."""
+        assert self.strata is not None and self.loo is not None
+        size = min(self.params["focus"], self.n)
+        by_loo = np.argsort(-self.loo, kind="stable")[: (size + 1) // 2]
+        ranked = np.argsort(-self.ranking_values(), kind="stable")
+        rest = ranked[~np.isin(ranked, by_loo)]
+        self.contenders = np.sort(np.concatenate([by_loo, rest[: size - len(by_loo)]]))
+        spent = self.strata.run(self.game, self.contenders, self.seed, draws, self.params["images"])
+        self.evaluations += spent
+        self.focus_evals += spent
+        self.decide()
 
     def ranking_values(self) -> np.ndarray:
         """What the selection ranks by: the mean marginal, or with ``loo_control`` the control-variate
         estimate (clipped into the confidence interval, which holds the value whenever it holds)."""
         mean = self.summary.mean
-        if self.positions is None or self.loo is None:
+        if self.loo is None:
             return mean
-        est = self.positions.estimate(mean, self.summary.count, self.loo)
+        est = mean if self.positions is None else self.positions.estimate(mean, self.summary.count, self.loo)
+        if self.strata is not None:
+            est = self.focused_values(est)[0]
         if self.sequences is None:
             return est
         lo, hi = self.summary_bounds()
         return np.clip(est, lo, hi)
+
+    def focused_values(self, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values, standard errors) of the focused units; ``base`` and NaN for the others."""
+        assert self.strata is not None and self.tail is not None and self.loo is not None
+        count = self.summary.count
+        tail = self.tail.sum_x / np.where(count > 0, count, 1)
+        return self.strata.estimate(self.loo, tail, base)
 
     def round_size(self, remaining_evals: int | None) -> int:
         """As for any sampling estimator, but a round ends where the rotation phase ends."""
@@ -348,6 +413,8 @@ class TMABEstimator(SamplingEstimator):
             self.marginal_count += mask * u
             if self.positions is not None:
                 self.positions.add(out.orders[r : r + u], out.marginals[r : r + u], mask)
+            if self.tail is not None:
+                self.tail.add(out.orders[r : r + u], out.marginals[r : r + u], mask)
             r += u
             self.stats.update(marg, mask)
             flat = marg if not self.shape else marg.reshape(self.n, -1).mean(axis=1)
@@ -359,7 +426,8 @@ class TMABEstimator(SamplingEstimator):
     def moments(self) -> list[Any]:
         """Per-element moments, the ranking summary's for vector games, and the queued samples."""
         mine: list[Any] = [self.stats] if self.summary is self.stats else [self.stats, self.summary]
-        return [*mine, self.pending, *([self.positions] if self.positions is not None else [])]
+        extra = [m for m in (self.positions, self.tail) if m is not None]
+        return [*mine, self.pending, *extra]
 
     def finish_round(self) -> None:
         """Record the round's cost (permutations, evaluations, active players), then close it."""
@@ -379,6 +447,11 @@ class TMABEstimator(SamplingEstimator):
                     )
                 self.sequences.update(to_unit(x, low, high), mask)
             self.sequences.refresh()
+        self.decide()
+
+    def decide(self) -> None:
+        """Decisions, active set, selection and the stop rule from the current intervals and values."""
+        assert self.top_k is not None
         if self.mode == "per-unit":
             cb = self.radius(self.summary.variance(), self.summary.count, self.delta_per_player)
             state, self.tau, self.tau_player, self.active = threshold_decisions(
@@ -420,8 +493,12 @@ class TMABEstimator(SamplingEstimator):
             arrays.update(self.sequences.state("cs_"))
         if self.positions is not None:
             arrays.update(self.positions.state("positions_"))
-            if self.loo is not None:
-                arrays["loo"] = self.loo
+        if self.strata is not None and self.tail is not None:
+            arrays.update(self.strata.state("focus_"))
+            arrays.update(self.tail.state("tail_"))
+            arrays["contenders"] = self.contenders
+        if self.loo is not None:
+            arrays["loo"] = self.loo
         if self.pending.samples:  # a round checkpointed before its end: its queued samples
             arrays["pending_x"] = np.stack([x for x, _ in self.pending.samples])
             arrays["pending_mask"] = np.stack([m for _, m in self.pending.samples])
@@ -434,6 +511,7 @@ class TMABEstimator(SamplingEstimator):
             "tau": self.tau,
             "tau_player": self.tau_player,
             "converged": self.is_converged,
+            "focus_evals": self.focus_evals,
         }
 
     def load_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
@@ -456,7 +534,12 @@ class TMABEstimator(SamplingEstimator):
         self.is_converged = bool(scalars["converged"])
         if self.positions is not None:
             self.positions.load(arrays, "positions_")
-            self.loo = np.asarray(arrays["loo"], dtype=np.float64).copy() if "loo" in arrays else None
+        if self.strata is not None and self.tail is not None:
+            self.strata.load(arrays, "focus_")
+            self.tail.load(arrays, "tail_")
+            self.contenders = np.asarray(arrays["contenders"], dtype=np.intp).copy()
+            self.focus_evals = int(scalars["focus_evals"])
+        self.loo = np.asarray(arrays["loo"], dtype=np.float64).copy() if "loo" in arrays else None
         self.pending = PendingSamples()
         for x, mask in zip(arrays.get("pending_x", ()), arrays.get("pending_mask", ()), strict=True):
             self.pending.add(x, mask)
@@ -464,7 +547,7 @@ class TMABEstimator(SamplingEstimator):
     def estimates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Means and the intervals of the chosen guarantee."""
         lo, hi = self.element_bounds()
-        values = self.ranking_values().copy() if self.positions is not None else self.stats.mean.copy()
+        values = self.ranking_values().copy() if self.loo is not None else self.stats.mean.copy()
         return values, lo, hi, self.marginal_count.copy()
 
     def top_k_indices(self, values: np.ndarray) -> np.ndarray:
@@ -600,6 +683,7 @@ class TMABEstimator(SamplingEstimator):
             "evaluations_per_permutation_last_round": per_perm[-1] if per_perm else None,
             "settle_budget_estimate": self.settle_estimate() if not self.is_converged else None,
             **self.loo_control_metadata(),
+            **self.focus_metadata(),
         }
 
     def loo_control_metadata(self) -> dict[str, Any]:
@@ -615,6 +699,32 @@ class TMABEstimator(SamplingEstimator):
                     "values and the selection use leave-one-out as a control variate (one slope per "
                     "removal-position bin, fitted on the same walks: a heuristic with a small bias); the "
                     "intervals and certain decisions come from the raw marginals"
+                ),
+            }
+        }
+
+    def focus_metadata(self) -> dict[str, Any]:
+        """What ``focus`` did (nothing when off)."""
+        if self.strata is None:
+            return {}
+        values, stderr = (None, None) if self.loo is None else self.focused_values(self.summary.mean)
+        done = self.strata.focused()
+        return {
+            "focus": {
+                "contenders": self.contenders.tolist(),
+                "focused_units": np.flatnonzero(done).tolist(),
+                "focused_values": [] if values is None else values[done].tolist(),
+                "focused_stderr": [] if stderr is None else stderr[done].tolist(),
+                "depth": self.strata.depth,
+                "strata_edges": self.strata.edges.tolist(),
+                "draws": self.strata.draws,
+                "evaluations": self.focus_evals,
+                "share": self.params["focus_share"],
+                "statement": (
+                    "focused units are valued by leave-one-out (position 0), draws over removal positions "
+                    f"1..{self.strata.depth - 1} (stratified, untruncated) and the walks beyond; the "
+                    "contenders are a heuristic choice, the standard errors cover the draws only (no "
+                    "finite-sample guarantee); the intervals and certain decisions come from the walks"
                 ),
             }
         }

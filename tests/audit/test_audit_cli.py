@@ -320,3 +320,14 @@ def test_run_takes_loo_control_and_records_it(tmp_path):
         cli, [*base, "--out", str(tmp_path / "b"), "--estimator", "loo", "--loo-control"]
     )
     assert bad.exit_code == 2 and "unknown parameter(s) for method='loo': loo_control" in bad.output
+
+
+def test_run_takes_focus_and_records_it(tmp_path):
+    base = ["run", str(CNN), "--max-evals", "900", "--top-k", "5", "--no-baselines", "--no-progress"]
+    out = tmp_path / "f"
+    result = CliRunner().invoke(cli, [*base, "--out", str(out), "--focus", "4"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["parameters"]["focus"] == 4
+    bad = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "b"), "--focus", "-1"])
+    assert bad.exit_code == 2 and "--focus" in bad.output

@@ -222,3 +222,13 @@ def test_chunked_rounds_equal_the_local_walk_with_loo_control() -> None:
     assert chunked.evaluations == local.evaluations
     assert np.array_equal(chunked.values, local.values)
     assert local.metadata["loo_control"]["beta_by_position_bin"] is not None
+
+
+def test_chunked_rounds_equal_the_local_walk_with_focus() -> None:
+    game = FewHubsGame.make(n_players=40, n_hubs=3, n_items=200, seed=1, quota_range=(0.9, 0.965))
+    kw = {"top_k": 3, "n_permutations": 60, "permutations_per_round": 6, "focus": 5, "focus_depth": 10}
+    local = estimate(game, "tmab", seed=3, progress=False, **kw)
+    chunked = estimate(game, "tmab", seed=3, progress=False, backend=ChunkedExecutor(4), **kw)
+    assert chunked.evaluations == local.evaluations
+    np.testing.assert_allclose(chunked.values, local.values, rtol=1e-12, atol=1e-15)
+    assert local.metadata["focus"]["draws"] > 0 and local.metadata["focus"]["focused_units"]
