@@ -99,6 +99,11 @@ class TMABEstimator(SamplingEstimator):
       alone; values and the selection then use leave-one-out as a control variate for where a unit
       landed in the walks (:mod:`onnxshap.estimators.loo_control`; a heuristic with a small bias), while
       intervals and decisions stay on the raw marginals.
+    * **Focused contenders** (``focus=C``, scalar games): leave-one-out first, then between rounds
+      stratified draws over removal positions 1 .. ``focus_depth`` - 1 (default n / 8) for C contenders,
+      ``focus_share`` of the evaluations (:mod:`onnxshap.estimators.focus`): unbiased, precise values
+      for the units that matter on networks that collapse early; the contenders are a heuristic choice,
+      and intervals and decisions stay on the walks.
     * **Estimand**: with truncation, the mean of the truncated marginals (the "truncated Shapley
       value": the Shapley value when the game stays at v(empty) after the truncation point); with
       ``tolerance=None``, the Shapley value itself; with ``images``, its expectation over random data
