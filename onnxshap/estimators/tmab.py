@@ -348,9 +348,9 @@ class TMABEstimator(SamplingEstimator):
         super().step(remaining_evals)
 
     def focus_draws_due(self, remaining_evals: int | None) -> int:
-        """Draws for the next step: none inside a round, before the first one, or while the draws have
-        had their share of the evaluations; else what the share and ``remaining_evals`` allow (at
-        least one, at most MAX_DRAWS_PER_STEP)."""
+        """Draws for the next step: none inside a round or before the first one; else as many as the
+        evaluations the draws are owed (``focus_share`` of all draws and walks) and ``remaining_evals``
+        pay for in full, at most MAX_DRAWS_PER_STEP (0: walk on)."""
         if self.strata is None or self.round_stop is not None or not self.rounds:
             return 0
         share = self.params["focus_share"]
@@ -375,7 +375,8 @@ class TMABEstimator(SamplingEstimator):
 
     def ranking_values(self) -> np.ndarray:
         """What the selection ranks by: the mean marginal, or with ``loo_control`` the control-variate
-        estimate (clipped into the confidence interval, which holds the value whenever it holds)."""
+        estimate, and with ``focus`` the focused units' values (clipped into the confidence interval,
+        which holds the value whenever it holds)."""
         mean = self.summary.mean
         if self.loo is None:
             return mean
