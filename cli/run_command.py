@@ -73,6 +73,18 @@ def print_summary(folder) -> None:
                 "more evaluations would settle it (heuristic extrapolation from the interval widths; "
                 "--max-evals / --max-seconds)"
             )
+    focus = meta.get("focus")
+    if isinstance(focus, dict) and not focus["draws"]:
+        click.echo(
+            "focus: no draws within the budget (the walks' first round took it): values from the walks"
+        )
+    elif isinstance(focus, dict):
+        draws = f"{focus['draws']} draw{'s' * (focus['draws'] != 1)}"
+        click.echo(
+            f"focus: {len(focus['contenders'])} contenders, {draws} over removal positions "
+            f"1..{focus['depth'] - 1} ({focus['evaluations']:,} evaluations); {len(focus['focused_units'])} "
+            "units valued by the draws (a heuristic choice of units; intervals and decisions from the walks)"
+        )
     rows = folder.read_csv()
     label = "units" if run.get("players", "channels") == "channels" else f"players ({run['players']})"
     if run.get("lesion"):

@@ -323,11 +323,16 @@ def test_run_takes_loo_control_and_records_it(tmp_path):
 
 
 def test_run_takes_focus_and_records_it(tmp_path):
-    base = ["run", str(CNN), "--max-evals", "900", "--top-k", "5", "--no-baselines", "--no-progress"]
+    base = ["run", str(CNN), "--max-evals", "1500", "--top-k", "5", "--no-baselines", "--no-progress"]
     out = tmp_path / "f"
     result = CliRunner().invoke(cli, [*base, "--out", str(out), "--focus", "4"])
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
     assert run["parameters"]["focus"] == 4
+    assert "focus: 4 contenders" in result.output and "units valued by the draws" in result.output
+    short = CliRunner().invoke(
+        cli, [*base[:2], "--max-evals", "90", *base[4:], "--out", str(tmp_path / "s"), "--focus", "4"]
+    )
+    assert short.exit_code == 0 and "focus: no draws within the budget" in short.output, short.output
     bad = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "b"), "--focus", "-1"])
     assert bad.exit_code == 2 and "--focus" in bad.output
