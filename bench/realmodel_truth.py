@@ -28,7 +28,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.realmodel import CHECK_SEED, CURVE_STEPS, REAL_MODELS, VALUATION_SEED, removal_accuracy
+from bench.realmodel import (
+    CHECK_SEED,
+    CURVE_STEPS,
+    REAL_MODELS,
+    VALUATION_SEED,
+    print_curves,
+    removal_accuracy,
+)
 from models.thirdparty import fetch
 from onnxshap import estimate, instrument
 from onnxshap.audit.curves import removal_curve
@@ -92,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "loo": removal_curve(hold, by_loo, steps),
     }
     print("curves      held-out accuracy after removing each ranking's top k")
-    print("            k        " + " ".join(f"{k:>6d}" for k in steps))
-    for name, c in curves.items():
-        print(f"            {name:<8} " + " ".join(f"{v:6.3f}" for v in c))
-    gap = curves["shapley"] - curves["loo"]
-    worst = 3 + int(np.argmax(gap[3:]))
-    print(f"            shapley - loo at k = 3..10: max {gap[worst]:+.3f} (k = {steps[worst]})")
+    print_curves(curves, steps)
 
     lead = ranking[: args.subsets_of]
     accs = sorted((removal_accuracy(hold, np.asarray(c)), c) for c in combinations(lead.tolist(), 3))

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from onnxshap.errors import DataError
+from onnxshap.estimators.walk import removal_positions
 from onnxshap.games.base import Game
 
 EXACT_MAX_PLAYERS = 20
@@ -125,8 +126,7 @@ def pair_interactions(
     for p in range(n_permutations):
         rng = np.random.default_rng([seed, p])
         order = rng.permutation(n)
-        position = np.empty(n, dtype=np.intp)
-        position[order] = np.arange(n)
+        position = removal_positions(order)
         sub = game.subgame(rng, images)
         rows = np.empty((len(pairs), 4, n), dtype=np.bool_)
         for k, (a, b) in enumerate(pairs):

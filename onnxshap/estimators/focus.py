@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from onnxshap.estimators.stats import restore_arrays
+from onnxshap.estimators.walk import removal_positions
 from onnxshap.games.base import Game
 
 STRATA = 8
@@ -49,9 +50,7 @@ class TailSums:
         """One sample: the walks of a group (orders and scalar marginals [u, n]) and the units it samples."""
         u = len(orders)
         for order, x in zip(orders, marginals, strict=True):
-            position = np.empty(self.n, dtype=np.intp)
-            position[order] = np.arange(self.n)
-            sel = mask & (position >= self.depth)
+            sel = mask & (removal_positions(order) >= self.depth)
             self.sum_x[sel] += x[sel] / u
 
     def merge(self, other: TailSums) -> None:

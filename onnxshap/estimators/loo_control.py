@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxshap.estimators.stats import restore_arrays
+from onnxshap.estimators.walk import removal_positions
 
 BINS = 24
 
@@ -46,9 +47,7 @@ class PositionSums:
         units = np.flatnonzero(mask)
         u = len(orders)
         for order, x in zip(orders, marginals, strict=True):
-            position = np.empty(self.n, dtype=np.intp)
-            position[order] = np.arange(self.n)
-            b = self.bin_of[position[units]]
+            b = self.bin_of[removal_positions(order)[units]]
             self.sum_x[units, b] += x[units]
             self.walks[units, b] += 1.0
             self.weight[units, b] += 1.0 / u

@@ -150,12 +150,8 @@ class TMABEstimator(SamplingEstimator):
             top_k,
         )
         self._resolve_guarantee()
-        if self.params["loo_control"] and self.shape:
-            raise ParameterError("loo_control applies to scalar games only")
-        if self.params["loo_control"] and self.mode == "per-unit":
-            raise ParameterError(
-                "loo_control needs guarantee 'simultaneous' or 'none' (the per-unit rule ranks by the raw means)"
-            )
+        if self.params["loo_control"]:
+            self._refuse_unless_ranked_by_estimate("loo_control")
         self.loo: np.ndarray | None = None
         self.positions = PositionSums(self.n) if self.params["loo_control"] else None
         self._init_focus()
@@ -303,6 +299,21 @@ class TMABEstimator(SamplingEstimator):
         tol = self.params["tolerance"]
         return None if tol is None else tol * float(np.max(np.abs(self.v_all - self.v_empty)))
 
+    def _refuse_unless_ranked_by_estimate(self, name: str) -> None:
+        """``name`` replaces the values the selection ranks by: scalar games, and not the per-unit rule
+        (which ranks by the raw means, so the reported values and the top-k would disagree)."""
+        if self.shape:
+            raise ParameterError(f"{name} applies to scalar games only")
+        if self.mode == "per-unit":
+            raise ParameterError(
+                f"{name} needs guarantee 'simultaneous' or 'none' (the per-unit rule ranks by the raw means)"
+            )
+
+    @property
+    def focus_size(self) -> int:
+        """Contenders per draw (``focus``, at most n)."""
+        return min(self.params["focus"], self.n)
+
     def _init_focus(self) -> None:
         """Focused position strata (``focus`` contenders; see onnxshap.estimators.focus), or none."""
         self.strata: FocusStrata | None = None
@@ -311,12 +322,7 @@ class TMABEstimator(SamplingEstimator):
         self.contenders = np.zeros(0, dtype=np.intp)
         if not self.params["focus"]:
             return
-        if self.shape:
-            raise ParameterError("focus applies to scalar games only")
-        if self.mode == "per-unit":
-            raise ParameterError(
-                "focus needs guarantee 'simultaneous' or 'none' (the per-unit rule ranks by the raw means)"
-            )
+        self._refuse_unless_ranked_by_estimate("focus")
         depth = self.params["focus_depth"]
         depth = default_depth(self.n) if depth is None else min(int(depth), self.n)
         if depth < 2:
@@ -355,7 +361,7 @@ class TMABEstimator(SamplingEstimator):
             return 0
         share = self.params["focus_share"]
         owed = share / (1.0 - share) * self.walk_evals - self.focus_evals
-        per_draw = min(self.params["focus"], self.n) + 1
+        per_draw = self.focus_size + 1
         if remaining_evals is not None:
             owed = min(owed, remaining_evals)
         return int(min(owed // per_draw, MAX_DRAWS_PER_STEP))
@@ -363,7 +369,7 @@ class TMABEstimator(SamplingEstimator):
     def focus_step(self, draws: int) -> None:
         """Choose the contenders, make ``draws`` draws for them, and decide again."""
         assert self.strata is not None and self.loo is not None
-        size = min(self.params["focus"], self.n)
+        size = self.focus_size
         by_loo = np.argsort(-self.loo, kind="stable")[: (size + 1) // 2]
         ranked = np.argsort(-self.ranking_values(), kind="stable")
         rest = ranked[~np.isin(ranked, by_loo)]

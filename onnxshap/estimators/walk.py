@@ -35,6 +35,13 @@ class RoundOutput:
     indices: np.ndarray | None = None  # the permutation indices walked, in order
 
 
+def removal_positions(order: np.ndarray) -> np.ndarray:
+    """position[i]: how many players a walk removes before player i (the inverse of ``order``)."""
+    position = np.empty(len(order), dtype=np.intp)
+    position[order] = np.arange(len(order))
+    return position
+
+
 def walk_group(
     index: int, antithetic: bool = False, rotations: int = 1, rotated_walks: int | None = None
 ) -> tuple[int, int, int]:
